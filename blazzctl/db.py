@@ -1,0 +1,202 @@
+"""Engines, units of work and the database clock.
+
+MySQL/MariaDB is the production database; SQLite is the embedded default. Everything
+dialect-specific that the rest of the code needs lives here: connection options, the
+server clock used for every lease time, and the mapping of driver errors to ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import DateTime, event, exc, types
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.expression import FunctionElement
+
+from blazzctl.errors import ConfigError, DatabaseUnavailable
+
+
+class UTCDateTime(types.TypeDecorator):
+    """Timezone-aware UTC datetimes, stored naive in UTC with microseconds."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, str):  # a value SQLite computed itself (db_now)
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=timezone.utc)
+
+
+class db_now(FunctionElement):
+    """The database server's current UTC time, with microseconds.
+
+    Every lease time is computed with this, never with a host's clock, so clock
+    skew between hosts cannot hand a live lease to another daemon.
+    ``db_now(seconds)`` is that time plus a number of seconds (a bound parameter).
+    """
+
+    type = UTCDateTime()
+    inherit_cache = True
+    name = "db_now"
+
+
+@compiles(db_now)
+def _db_now_default(element, compiler, **kw):  # SQLite
+    args = list(element.clauses)
+    if not args:
+        return "(strftime('%Y-%m-%d %H:%M:%f', 'now') || '000')"
+    offset = compiler.process(args[0], **kw)
+    return f"(strftime('%Y-%m-%d %H:%M:%f', 'now', ({offset}) || ' seconds') || '000')"
+
+
+@compiles(db_now, "mysql")
+@compiles(db_now, "mariadb")
+def _db_now_mysql(element, compiler, **kw):
+    args = list(element.clauses)
+    if not args:
+        return "UTC_TIMESTAMP(6)"
+    offset = compiler.process(args[0], **kw)
+    return f"(UTC_TIMESTAMP(6) + INTERVAL ROUND(({offset}) * 1000000) MICROSECOND)"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ***, for logs and `config show`."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: show nothing of it
+        return "***"
+
+
+def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int = 5) -> Engine:
+    """An engine with the options blazz relies on for this dialect."""
+    from sqlalchemy import create_engine
+
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        raise ConfigError([("database", "database.url", f"not a database URL: {redact_url(url)}")],
+                          hint="Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH.") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"timeout": connect_timeout})
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend in ("mysql", "mariadb"):
+        if "charset" not in parsed.query:
+            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+        return create_engine(
+            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=3600,
+            isolation_level="READ COMMITTED",
+            connect_args={"connect_timeout": max(1, int(connect_timeout)),
+                          "read_timeout": 60, "write_timeout": 60})
+    raise ConfigError([("database", "database.url", f"unsupported database {backend!r}")],
+                      hint="blazz runs on MySQL 8 / MariaDB >= 10.6 (mysql+pymysql://...) or SQLite.")
+
+
+def _sqlite_on_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy issue BEGIN itself (see _sqlite_on_begin) so that writers take the
+    # lock up front: BEGIN IMMEDIATE serialises writers instead of failing on upgrade.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")
+    except Exception:  # read-only or in-memory database
+        pass
+    cur.close()
+
+
+def _sqlite_on_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_mysql(engine_or_session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name in ("mysql", "mariadb")
+
+
+class Database:
+    """One process's handle on the database: engine plus session factory."""
+
+    def __init__(self, url: str, *, connect_timeout: float = 10, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Database":
+        return cls(settings.database_url, connect_timeout=settings.database.connect_timeout,
+                   pool_size=settings.database.pool_size)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed when the block ends normally, rolled back otherwise."""
+        with translate_errors(self.url):
+            with self._sessions() as session:
+                with session.begin():
+                    yield session
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+@contextlib.contextmanager
+def translate_errors(url: str) -> Iterator[None]:
+    """Map 'cannot reach the database' driver errors to DatabaseUnavailable."""
+    try:
+        yield
+    except exc.OperationalError as error:
+        if is_unreachable(error):
+            raise DatabaseUnavailable(
+                f"cannot reach the database at {redact_url(url)}: {short_reason(error)}",
+                hint="Check database.url (or BLAZZ_DATABASE_URL) and that the server is running.") from None
+        raise
+    except exc.InterfaceError as error:
+        raise DatabaseUnavailable(f"lost the database connection to {redact_url(url)}: {short_reason(error)}",
+                                  hint="Check that the database server is running.") from None
+
+
+# MySQL client errors meaning the server cannot be reached or the session is gone.
+_UNREACHABLE_CODES = {1044, 1045, 1049, 2002, 2003, 2005, 2006, 2013, 2055}
+
+
+def is_unreachable(error: exc.DBAPIError) -> bool:
+    orig = getattr(error, "orig", None)
+    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    if code in _UNREACHABLE_CODES:
+        return True
+    text = str(orig or error).lower()
+    return "unable to open database" in text or "disk i/o error" in text
+
+
+def short_reason(error: Exception) -> str:
+    orig = getattr(error, "orig", error)
+    if orig is not None and getattr(orig, "args", None) and len(orig.args) >= 2:
+        return str(orig.args[1])
+    return str(orig).splitlines()[0]

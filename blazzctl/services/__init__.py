@@ -1,0 +1,1 @@
+"""The service layer: framework-free functions the CLI and the daemons call."""

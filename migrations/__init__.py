@@ -1,0 +1,1 @@
+"""Alembic migrations of the blazz schema (run them with `blazzctl db upgrade`)."""
