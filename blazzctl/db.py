@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import FunctionElement
 
-from blazzctl.errors import ConfigError, DatabaseUnavailable
+from blazzctl.errors import ConfigError, DatabaseUnavailable, OperationFailed
 
 
 class UTCDateTime(types.TypeDecorator):
@@ -171,8 +171,11 @@ def translate_errors(url: str) -> Iterator[None]:
     """Map 'cannot reach the database' driver errors to DatabaseUnavailable."""
     try:
         yield
-    except exc.OperationalError as error:
-        if is_unreachable(error):
+    except (exc.OperationalError, exc.ProgrammingError) as error:
+        if is_missing_schema(error):
+            raise OperationFailed(f"the database at {redact_url(url)} has no blazz schema yet",
+                                  hint="Run `blazzctl init` (or `blazzctl db upgrade`).") from None
+        if isinstance(error, exc.OperationalError) and is_unreachable(error):
             raise DatabaseUnavailable(
                 f"cannot reach the database at {redact_url(url)}: {short_reason(error)}",
                 hint="Check database.url (or BLAZZ_DATABASE_URL) and that the server is running.") from None
@@ -184,6 +187,12 @@ def translate_errors(url: str) -> Iterator[None]:
 
 # MySQL client errors meaning the server cannot be reached or the session is gone.
 _UNREACHABLE_CODES = {1044, 1045, 1049, 2002, 2003, 2005, 2006, 2013, 2055}
+
+
+def is_missing_schema(error: exc.DBAPIError) -> bool:
+    orig = getattr(error, "orig", None)
+    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    return code == 1146 or "no such table" in str(orig or error).lower()
 
 
 def is_unreachable(error: exc.DBAPIError) -> bool:

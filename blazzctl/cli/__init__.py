@@ -1,0 +1,1 @@
+"""The `blazzctl` command: thin Typer adapters over the service layer."""

@@ -1,0 +1,73 @@
+"""The `blazzctl` entry point: the command tree and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from blazzctl import __version__
+from blazzctl.cli import context
+from blazzctl.cli.context import ConfigOption
+from blazzctl.errors import BlazzError
+
+
+def report(error: BlazzError) -> None:
+    """One clear message on stderr: what failed, and what to do."""
+    sys.stderr.write(f"error: {error}\n")
+
+
+class BlazzGroup(TyperGroup):
+    """Maps our errors to exit codes; operators never see a traceback for an expected failure."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BlazzError as error:
+            report(error)
+            raise typer.Exit(error.exit_code) from None
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(130) from None
+        finally:
+            context.STATE.close()
+
+
+app = typer.Typer(
+    cls=BlazzGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+    help="Operate blazz: workspaces, WhatsApp accounts, session daemons and the database.\n\n"
+         "Example: blazzctl account list --workspace acme")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"blazzctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(config: ConfigOption = None,
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """blazz keeps many WhatsApp Web accounts connected."""
+    context.reset(config)
+
+
+def _register() -> None:
+    from blazzctl.cli import account, audit, config, db, init, workspace
+
+    app.add_typer(config.app, name="config")
+    app.add_typer(db.app, name="db")
+    app.command("init")(init.init)
+    app.add_typer(workspace.app, name="workspace")
+    app.add_typer(account.app, name="account")
+    app.add_typer(audit.app, name="audit")
+
+
+_register()
+
+
+def run() -> None:
+    app()

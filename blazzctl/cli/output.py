@@ -1,0 +1,53 @@
+"""Rendering: JSON on stdout (and nothing else), or Rich tables for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+
+def emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=2) + "\n")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "nothing to show") -> None:
+    """A table whose cells are shown literally (a name like "[red]" is not markup)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = list(rows)
+    if not rows:
+        _console().print(Text(empty))
+        return
+    grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        grid.add_row(*(Text("-" if v is None else str(v)) for v in row))
+    _console().print(grid)
+
+
+def fields(pairs: Sequence[tuple[str, Any]]) -> None:
+    """A key/value listing for `show` commands."""
+    from rich.text import Text
+
+    width = max(len(k) for k, _ in pairs)
+    console = _console()
+    for key, value in pairs:
+        console.print(Text(f"{key.ljust(width)}  {'-' if value is None else value}"))
+
+
+def say(message: str) -> None:
+    from rich.text import Text
+
+    _console().print(Text(message))
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(message + "\n")

@@ -1,0 +1,132 @@
+"""WhatsApp accounts of a workspace: add, list, update, remove, primary."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import exc, select, update
+from sqlalchemy.orm import Session
+
+from blazzctl import validate
+from blazzctl.enums import AccountStatus, DesiredState, ProviderType
+from blazzctl.errors import Conflict, InvalidInput
+from blazzctl.models import WhatsAppAccount, Workspace
+from blazzctl.models.base import utcnow
+from blazzctl.services import audit
+
+
+def new_session_id() -> str:
+    return f"wa_{secrets.token_hex(12)}"
+
+
+def add(session: Session, *, workspace: Workspace, name: str, phone: str | None = None,
+        provider: str = ProviderType.WEBJS) -> WhatsAppAccount:
+    name = validate.name(name, what="account name")
+    phone = validate.phone_e164(phone) if phone else None
+    if provider != ProviderType.WEBJS:
+        raise InvalidInput(f"provider {provider!r} is not available", hint="Use --provider webjs.")
+    _ensure_name_free(session, workspace.id, name)
+    account = WhatsAppAccount(workspace=workspace, workspace_id=workspace.id, name=name, phone_number=phone,
+                              provider_type=ProviderType(provider), session_id=new_session_id())
+    session.add(account)
+    _flush_or_conflict(session, workspace, name)
+    audit.record(session, command="account add", target_type="account", target=f"{workspace.name}/{name}",
+                 workspace_id=workspace.id)
+    return account
+
+
+def list_accounts(session: Session, *, workspace: Workspace | None = None,
+                  status: str | None = None) -> list[WhatsAppAccount]:
+    query = select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None)).order_by(WhatsAppAccount.id)
+    if workspace is not None:
+        query = query.where(WhatsAppAccount.workspace_id == workspace.id)
+    if status is not None:
+        query = query.where(WhatsAppAccount.status == parse_status(status))
+    return list(session.scalars(query).unique())
+
+
+def parse_status(status: str) -> AccountStatus:
+    try:
+        return AccountStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in AccountStatus)
+        raise InvalidInput(f"unknown status {status!r}", hint=f"Use one of: {choices}.") from None
+
+
+def update_account(session: Session, *, account: WhatsAppAccount, name: str | None = None,
+                   phone: str | None = None) -> WhatsAppAccount:
+    if name is None and phone is None:
+        raise InvalidInput("nothing to update", hint="Give --name and/or --phone.")
+    changes = {}
+    if name is not None:
+        name = validate.name(name, what="account name")
+        if name != account.name:
+            _ensure_name_free(session, account.workspace_id, name)
+            changes["name"] = name
+    if phone is not None:
+        changes["phone_number"] = validate.phone_e164(phone)
+    for key, value in changes.items():
+        setattr(account, key, value)
+    _flush_or_conflict(session, account.workspace, account.name)
+    audit.record(session, command="account update", target_type="account", target=str(account.id),
+                 workspace_id=account.workspace_id, details=changes or None)
+    return account
+
+
+def remove(session: Session, *, account: WhatsAppAccount, force: bool = False) -> WhatsAppAccount:
+    """Soft delete: the account disappears from every command; its daemon releases it."""
+    if account.status == AccountStatus.CONNECTED and not force:
+        raise Conflict(f"account {account.name!r} is connected",
+                       hint="Disconnect it first (`blazzctl account disconnect`), or add --force.")
+    account.deleted_at = utcnow()
+    account.is_primary = False
+    account.desired_state = DesiredState.STOPPED
+    session.flush()
+    audit.record(session, command="account remove", target_type="account", target=str(account.id),
+                 workspace_id=account.workspace_id, details={"name": account.name, "force": force})
+    return account
+
+
+def make_primary(session: Session, *, account: WhatsAppAccount) -> WhatsAppAccount:
+    """Make ``account`` its workspace's only primary account, atomically and idempotently."""
+    # Lock the workspace row: concurrent primary changes of one workspace queue up here
+    # instead of colliding on the unique index.
+    session.execute(select(Workspace.id).where(Workspace.id == account.workspace_id).with_for_update())
+    session.execute(update(WhatsAppAccount)
+                    .where(WhatsAppAccount.workspace_id == account.workspace_id,
+                           WhatsAppAccount.is_primary.is_(True), WhatsAppAccount.id != account.id)
+                    .values(is_primary=False).execution_options(synchronize_session=False))
+    session.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == account.id)
+                    .values(is_primary=True).execution_options(synchronize_session=False))
+    session.refresh(account)
+    audit.record(session, command="account primary", target_type="account", target=str(account.id),
+                 workspace_id=account.workspace_id)
+    return account
+
+
+def promote_if_no_primary(session: Session, *, account_id: int, workspace_id: int) -> bool:
+    """When a workspace has no primary, make this (just connected) account its primary."""
+    session.execute(select(Workspace.id).where(Workspace.id == workspace_id).with_for_update())
+    has_primary = session.scalars(select(WhatsAppAccount.id).where(
+        WhatsAppAccount.workspace_id == workspace_id, WhatsAppAccount.is_primary.is_(True))).first()
+    if has_primary is not None:
+        return False
+    session.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == account_id)
+                    .values(is_primary=True).execution_options(synchronize_session=False))
+    return True
+
+
+def _ensure_name_free(session: Session, workspace_id: int, name: str) -> None:
+    taken = session.scalars(select(WhatsAppAccount.id).where(
+        WhatsAppAccount.workspace_id == workspace_id, WhatsAppAccount.name == name,
+        WhatsAppAccount.deleted_at.is_(None))).first()
+    if taken is not None:
+        raise Conflict(f"an account named {name!r} already exists in this workspace", hint="Choose another name.")
+
+
+def _flush_or_conflict(session: Session, workspace: Workspace, name: str) -> None:
+    try:
+        session.flush()
+    except exc.IntegrityError:
+        raise Conflict(f"an account named {name!r} already exists in workspace {workspace.name!r}",
+                       hint="Choose another name.") from None

@@ -1,0 +1,41 @@
+"""Input rules shared by every entry point: names and phone numbers."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from blazzctl.errors import InvalidInput
+
+NAME_MAX = 100
+
+
+def name(value: str, *, what: str = "name") -> str:
+    """A name of 1-100 characters without control characters, returned exactly as given."""
+    if not value:
+        raise InvalidInput(f"{what} must not be empty", hint=f"Give a {what} of 1-{NAME_MAX} characters.")
+    if len(value) > NAME_MAX:
+        raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {NAME_MAX}",
+                           hint=f"Give a shorter {what}.")
+    for ch in value:
+        if unicodedata.category(ch) == "Cc":
+            raise InvalidInput(f"{what} contains the control character U+{ord(ch):04X}",
+                               hint=f"Give a {what} without tabs, newlines or other control characters.")
+    return value
+
+
+def phone_e164(value: str) -> str:
+    """Parse a phone number in any common form and return it in E.164 (+6281234567890)."""
+    import phonenumbers
+
+    text = value.strip()
+    candidate = text if text.startswith("+") or text.startswith("00") else f"+{text}"
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    try:
+        parsed = phonenumbers.parse(candidate, None)
+    except phonenumbers.NumberParseException:
+        parsed = None
+    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        raise InvalidInput(f"{value!r} is not a valid phone number",
+                           hint="Give it in international form with the country code, e.g. +62 812-3456-7890.")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,36 @@
+"""JSON-ready views of rows: the exact shape every ``--json`` output uses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from blazzctl.models import AuditEvent, WhatsAppAccount, Workspace
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a Z, or None."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def workspace(ws: Workspace) -> dict[str, Any]:
+    return {"id": ws.id, "uuid": ws.uuid, "name": ws.name, "created_at": iso(ws.created_at)}
+
+
+def account(acc: WhatsAppAccount) -> dict[str, Any]:
+    return {
+        "id": acc.id, "uuid": acc.uuid, "workspace_id": acc.workspace_id, "workspace": acc.workspace.name,
+        "name": acc.name, "session_id": acc.session_id, "phone_number": acc.phone_number,
+        "provider_type": str(acc.provider_type), "status": str(acc.status), "is_primary": bool(acc.is_primary),
+        "desired_state": str(acc.desired_state), "owner": acc.owner,
+        "connected_at": iso(acc.connected_at), "last_activity_at": iso(acc.last_activity_at),
+        "created_at": iso(acc.created_at),
+    }
+
+
+def audit_event(event: AuditEvent) -> dict[str, Any]:
+    return {"id": event.id, "workspace_id": event.workspace_id, "os_user": event.os_user,
+            "sudo_user": event.sudo_user, "command": event.command, "target_type": event.target_type,
+            "target": event.target, "details": event.details, "created_at": iso(event.created_at)}
