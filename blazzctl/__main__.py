@@ -1,0 +1,3 @@
+from blazzctl.cli.main import run
+
+run()
