@@ -101,7 +101,14 @@ def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int =
     if backend == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            directory = Path(database).expanduser().parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise DatabaseUnavailable(f"cannot create the directory {directory} of the SQLite "
+                                          f"database: {error.strerror}",
+                                          hint="Check database.url (or BLAZZ_DATABASE_URL) and the "
+                                               "directory's permissions.") from None
         engine = create_engine(parsed, connect_args={"timeout": connect_timeout})
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
