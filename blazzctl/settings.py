@@ -89,6 +89,31 @@ class SecretsSettings:
 
 
 @dataclass(frozen=True)
+class WebhooksSettings:
+    enabled: bool = setting(True, "Run the webhook dispatcher in every session daemon")
+    retry_schedule: list = setting([5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800],
+                                   "Seconds to wait before each retry of a failed delivery (about a day "
+                                   "in all); after the last one the delivery is dead")
+    timeout: float = setting(15.0, "Seconds to connect, and to wait for the answer, of one delivery",
+                             min=0.1, max=300)
+    concurrency_per_endpoint: int = setting(8, "Most deliveries in flight to one endpoint per daemon",
+                                            min=1, max=1000)
+    batch_size: int = setting(200, "Most deliveries one daemon claims and holds in flight at once",
+                              min=1, max=10000)
+    poll_interval: float = setting(0.25, "Seconds between looks for due deliveries when idle", min=0.01, max=60)
+    lock_seconds: float = setting(60.0, "Seconds a claimed delivery stays reserved to its daemon before "
+                                        "another may take it (raised to 2 x timeout + 5 when lower)",
+                                  min=1, max=3600)
+
+    def __post_init__(self) -> None:
+        bad = [d for d in self.retry_schedule
+               if isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 <= d <= 7 * 86400]
+        if bad:
+            raise ConfigError([("webhooks", "webhooks.retry_schedule",
+                                f"must be a list of seconds between 0 and 604800, not {bad[0]!r}")])
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = setting("info", "Log level", choices=("debug", "info", "warning", "error"))
     format: str = setting("text", "text, or json for log shipping", choices=("text", "json"))
@@ -101,6 +126,7 @@ class Settings:
     providers: ProvidersSettings = section(ProvidersSettings, "WhatsApp providers")
     secrets: SecretsSettings = section(SecretsSettings, "Secrets")
     logging: LoggingSettings = section(LoggingSettings, "Logging")
+    webhooks: WebhooksSettings = section(WebhooksSettings, "Webhook delivery (the outbox dispatcher)")
     source: str | None = field(default=None, compare=False, metadata={"internal": True})
 
     @property
