@@ -15,7 +15,10 @@ def emit_json(value: Any) -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (grep, awk, scripts) is never wrapped nor truncated: a long name stays whole.
+    width = None if stream.isatty() else 100_000
+    return Console(file=stream, highlight=False, soft_wrap=True, width=width)
 
 
 def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str = "nothing to show") -> None:
@@ -28,6 +31,8 @@ def table(columns: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str =
         _console().print(Text(empty))
         return
     grid = Table(*columns, box=None, header_style="bold", pad_edge=False)
+    for column in grid.columns:
+        column.overflow = "fold"  # on a narrow terminal: wrap, never cut a value with "..."
     for row in rows:
         grid.add_row(*(Text("-" if v is None else str(v)) for v in row))
     _console().print(grid)
