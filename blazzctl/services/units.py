@@ -1,0 +1,339 @@
+"""systemd units for the session daemons: render them from the settings, install and enable them.
+
+The units are templates in this module (so an installed release can render its own), and
+``units/`` in the repository holds them rendered with the defaults for the deploy layout
+(``/opt/blazz/current/venv``); a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blazzctl.errors import InvalidInput, OperationFailed
+from blazzctl.settings import DaemonSettings, Settings
+
+SYSTEM_DIR = Path("/etc/systemd/system")
+TEMPLATE = "blazz-session@.service"
+TARGET = "blazz.target"
+DEFAULT_USER = "blazz"
+CONFIG_FILE = "/etc/blazz/blazz.yaml"
+MAX_INSTANCES = 64
+
+RESTART_SEC = 5
+TIMEOUT_START_SEC = 60  # database connection plus the first claim round, before READY=1
+START_LIMIT_BURST = 5
+STOP_MARGIN_SEC = 15  # TimeoutStopSec = drain budget + this: closing Chromium after the last release
+TASKS_PER_ACCOUNT = 200  # one Chromium tree per account: ~9 processes with their threads
+TASKS_BASE = 512
+
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}")
+_PATH_CHARS = re.compile(r"[A-Za-z0-9_./@+,:=~ -]+")
+_INSTANCE_LINK = re.compile(r"blazz-session@(\d+)\.service")
+
+
+@dataclass(frozen=True)
+class Timings:
+    """The unit's time settings, in seconds, derived from the daemon settings."""
+
+    watchdog: int
+    restart: int
+    timeout_start: int
+    timeout_stop: int
+    start_limit_burst: int
+    start_limit_interval: int
+
+
+def timings(daemon: DaemonSettings) -> Timings:
+    """WatchdogSec well above the renewal period; a start limit a crash loop really reaches."""
+    # Each start that fails (at worst after TimeoutStartSec) is followed by RestartSec, so
+    # Burst restarts take at most Burst x (RestartSec + TimeoutStartSec): the interval must
+    # be longer, or the limit never trips and a crash loop runs forever.
+    loop = START_LIMIT_BURST * (RESTART_SEC + TIMEOUT_START_SEC)
+    return Timings(
+        watchdog=math.ceil(max(daemon.lease_ttl, 3 * daemon.claim_interval)),
+        restart=RESTART_SEC,
+        timeout_start=TIMEOUT_START_SEC,
+        timeout_stop=math.ceil(daemon.drain_timeout) + STOP_MARGIN_SEC,
+        start_limit_burst=START_LIMIT_BURST,
+        start_limit_interval=30 * math.ceil((loop + 60) / 30),
+    )
+
+
+def exec_path(prefix: Path | str | None) -> Path:
+    """The daemon's executable: in the deploy layout under ``prefix``, else beside this Python."""
+    if prefix is None:
+        return Path(sys.executable).absolute().parent / "blazz-sessiond"
+    return Path(prefix).absolute() / "current" / "venv" / "bin" / "blazz-sessiond"
+
+
+def render(settings: Settings, *, instances: int, prefix: Path | str | None = None,
+           user: str = DEFAULT_USER, config_file: str = CONFIG_FILE) -> dict[str, str]:
+    """The unit files as ``{file name: text}``. Raises InvalidInput for bad options."""
+    check_instances(instances)
+    check_user(user)
+    exe = exec_path(prefix)
+    daemon = settings.daemon
+    t = timings(daemon)
+    high, max_ = _memory_limits(daemon, instances)
+    where = f"prefix {Path(prefix).absolute()}" if prefix is not None else f"the Python in {exe.parent}"
+    values = dict(
+        origin=f"# Rendered by `blazzctl units render` for {instances} instance(s), {where}.",
+        exec_start=f"{_quoted_path(str(exe), 'the executable path')} --instance %i",
+        user=user, config_env=_quoted_env("BLAZZ_CONFIG", config_file),
+        protect_home=_protect_home(exe), memory_high=high, memory_max=max_,
+        tasks_max=TASKS_BASE + TASKS_PER_ACCOUNT * daemon.capacity, drain=_seconds(daemon.drain_timeout),
+        **{f"t_{name}": value for name, value in vars(t).items()},
+    )
+    return {TARGET: _TARGET.format(**values), TEMPLATE: _SERVICE.format(**values)}
+
+
+def check_instances(instances: int) -> int:
+    if isinstance(instances, bool) or not isinstance(instances, int) or not 1 <= instances <= MAX_INSTANCES:
+        raise InvalidInput(f"instances must be a whole number from 1 to {MAX_INSTANCES}, not {instances!r}",
+                           hint="Give --instances N, or set daemon.instances in the configuration.")
+    return instances
+
+
+def check_user(user: str) -> str:
+    if not _USER.fullmatch(user or ""):
+        raise InvalidInput(f"{user!r} is not a valid user name",
+                           hint="Give --user NAME: a letter or _, then letters, digits, _ or -, at most 31.")
+    return user
+
+
+# --- writing and installing --------------------------------------------------------------
+
+
+@dataclass
+class InstallResult:
+    dest: Path
+    files: dict[str, str]  # file name -> created | updated | unchanged
+    commands: list[list[str]] = field(default_factory=list)
+    enabled: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def write(units: Mapping[str, str], dest: Path) -> dict[str, str]:
+    """Write the unit files into ``dest`` (atomically, 0644); returns what happened to each."""
+    status: dict[str, str] = {}
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, text in units.items():
+            path = dest / name
+            old = path.read_text(encoding="utf-8") if path.is_file() else None
+            status[name] = "unchanged" if old == text else "created" if old is None else "updated"
+            if old == text:
+                continue
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.chmod(0o644)
+            os.replace(tmp, path)
+    except OSError as error:
+        raise OperationFailed(f"cannot write the unit files into {dest}: {error.strerror or error}",
+                              hint="Run as root for /etc/systemd/system, or give --dest DIR.") from None
+    return status
+
+
+def find_systemctl(environ: Mapping[str, str] | None = None) -> str:
+    """``$SYSTEMCTL`` when set, else ``systemctl`` from PATH. Raises OperationFailed when missing."""
+    environ = os.environ if environ is None else environ
+    given = environ.get("SYSTEMCTL")
+    found = shutil.which(given, path=environ.get("PATH")) if given else shutil.which(
+        "systemctl", path=environ.get("PATH"))
+    if not found:
+        what = f"SYSTEMCTL={given!r} is not an executable" if given else "systemctl was not found on PATH"
+        raise OperationFailed(f"{what}; nothing was installed",
+                              hint="Install systemd, or set SYSTEMCTL to the systemctl to use.")
+    return found
+
+
+def install(settings: Settings, *, instances: int, prefix: Path | str | None = None,
+            user: str = DEFAULT_USER, dest: Path = SYSTEM_DIR,
+            environ: Mapping[str, str] | None = None) -> InstallResult:
+    """Write the units, reload systemd, enable blazz.target and instances 1..N.
+
+    Instances above N that are enabled in ``dest`` (links in ``blazz.target.wants``) are
+    disabled and stopped, so shrinking N takes effect. Safe to run again.
+    """
+    units = render(settings, instances=instances, prefix=prefix, user=user)
+    systemctl = find_systemctl(environ)
+    result = InstallResult(dest=dest, files=write(units, dest))
+    wanted = [f"blazz-session@{n}.service" for n in range(1, instances + 1)]
+    stale = _enabled_instances_above(dest, instances)
+    _systemctl(result, systemctl, "daemon-reload")
+    _systemctl(result, systemctl, "enable", TARGET)
+    _systemctl(result, systemctl, "enable", *wanted)
+    result.enabled = [TARGET, *wanted]
+    if stale:
+        _systemctl(result, systemctl, "disable", "--now", *stale)
+        result.disabled = stale
+    if not _user_exists(user):
+        result.warnings.append(f"user {user!r} does not exist on this host: create it, e.g. "
+                               f"useradd --system --home-dir /var/lib/blazz --shell /usr/sbin/nologin {user}")
+    return result
+
+
+def _systemctl(result: InstallResult, systemctl: str, *args: str) -> None:
+    command = [systemctl, *args]
+    result.commands.append(command)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        raise OperationFailed(f"`systemctl {' '.join(args)}` could not run: {error}",
+                              hint=f"The unit files are in {result.dest}; fix this and run the install again.") from None
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip() or "no output"
+        raise OperationFailed(f"`systemctl {' '.join(args)}` failed (exit {done.returncode}): {detail}",
+                              hint=f"The unit files are in {result.dest}; fix this and run the install again.")
+
+
+def _enabled_instances_above(dest: Path, instances: int) -> list[str]:
+    wants = dest / f"{TARGET}.wants"
+    found = []
+    for link in wants.glob("blazz-session@*.service") if wants.is_dir() else ():
+        match = _INSTANCE_LINK.fullmatch(link.name)
+        if match and int(match.group(1)) > instances:
+            found.append((int(match.group(1)), link.name))
+    return [name for _, name in sorted(found)]
+
+
+def _user_exists(user: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
+
+
+# --- template details ---------------------------------------------------------------------
+
+
+def _memory_limits(daemon: DaemonSettings, instances: int) -> tuple[str, str]:
+    """MemoryHigh (throttle) and MemoryMax (OOM kill) per instance."""
+    if daemon.memory_budget_mb:
+        # The daemon stops claiming at its budget; sessions it holds may still grow a little.
+        return f"{math.ceil(daemon.memory_budget_mb * 1.25)}M", f"{math.ceil(daemon.memory_budget_mb * 1.5)}M"
+    # No budget: share the host's memory between the instances, leaving room for the rest.
+    return _percent(70 / instances), _percent(85 / instances)
+
+
+def _percent(value: float) -> str:
+    return f"{max(value, 0.1):.1f}%".replace(".0%", "%")
+
+
+def _protect_home(exe: Path) -> str:
+    # ProtectHome=yes hides /home, /root and /run/user: the daemon must still be able to run
+    # when it is installed there (a developer's virtualenv).
+    hidden = (Path("/home"), Path("/root"), Path("/run/user"))
+    return "read-only" if any(exe == h or h in exe.parents for h in hidden) else "yes"
+
+
+def _quoted_path(value: str, what: str) -> str:
+    if not value.startswith("/") or not _PATH_CHARS.fullmatch(value):
+        raise InvalidInput(f"{what} {value!r} must be absolute and use only letters, digits, spaces "
+                           "and _ . / @ + , : = ~ -", hint="Install under a plainer directory.")
+    return f'"{value}"' if " " in value else value
+
+
+def _quoted_env(name: str, value: str) -> str:
+    quoted = _quoted_path(value, name)
+    return f'"{name}={value}"' if quoted != value else f"{name}={value}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g}"
+
+
+_TARGET = """\
+{origin}
+[Unit]
+Description=blazz session daemons (all blazz-session@N instances)
+Wants=network-online.target
+After=network-online.target
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+_SERVICE = """\
+{origin}
+# Change the configuration, then `blazzctl units install` again, rather than editing this file.
+[Unit]
+Description=blazz session daemon %i
+PartOf=blazz.target
+Wants=network-online.target
+After=network-online.target mariadb.service mysql.service
+# Burst x (RestartSec + TimeoutStartSec) < interval: a crash loop stops here and the
+# unit stays failed until `systemctl reset-failed`.
+StartLimitIntervalSec={t_start_limit_interval}
+StartLimitBurst={t_start_limit_burst}
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exec_start}
+User={user}
+Environment={config_env}
+Environment=HOME=%S/blazz
+Environment=PYTHONUNBUFFERED=1
+# The daemon works in $STATE_DIRECTORY/session-%i.
+StateDirectory=blazz
+StateDirectoryMode=0700
+Restart=on-failure
+RestartSec={t_restart}
+TimeoutStartSec={t_timeout_start}
+# WATCHDOG=1 follows every successful lease renewal.
+WatchdogSec={t_watchdog}
+# SIGTERM to the daemon alone: it drains ({drain} s budget) and closes its browsers;
+# whatever is left of the cgroup gets SIGKILL when it exits or at TimeoutStopSec.
+KillMode=mixed
+TimeoutStopSec={t_timeout_stop}
+OOMPolicy=kill
+MemoryHigh={memory_high}
+MemoryMax={memory_max}
+TasksMax={tasks_max}
+
+# Hardening that Chromium tolerates: no MemoryDenyWriteExecute (V8's JIT), user/pid/net
+# namespaces and chroot allowed (its sandbox).
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=user pid net
+LockPersonality=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
+SystemCallArchitectures=native
+SystemCallFilter=@system-service seccomp chroot
+SystemCallErrorNumber=EPERM
+UMask=0077
+DevicePolicy=closed
+KeyringMode=private
+RemoveIPC=yes
+
+[Install]
+WantedBy=blazz.target
+"""
