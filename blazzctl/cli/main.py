@@ -64,6 +64,8 @@ def _register() -> None:
     app.add_typer(workspace.app, name="workspace")
     app.add_typer(account.app, name="account")
     app.add_typer(audit.app, name="audit")
+    from blazzctl.cli import webhook
+    app.add_typer(webhook.app, name="webhook")
     from blazzctl.cli import units
     app.add_typer(units.app, name="units")
 

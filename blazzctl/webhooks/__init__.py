@@ -1,0 +1,1 @@
+"""Webhook delivery: Standard Webhooks signing, the retry policy and the outbox dispatcher."""

@@ -1,0 +1,207 @@
+"""The webhook dispatcher: claims due outbox rows, posts them, records what happened.
+
+One dispatcher runs in every session daemon. The loop claims deliveries (at most
+``batch_size`` in flight, at most ``concurrency_per_endpoint`` per endpoint), starts one
+task per delivery, and a writer task records the outcomes in batches. A slow or failing
+endpoint only ever occupies its own slots, so it never holds back the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import httpx
+
+from blazzctl.db import Database
+from blazzctl.errors import BlazzError
+from blazzctl.settings import WebhooksSettings
+from blazzctl.webhooks import outbox, signing
+from blazzctl.webhooks.outbox import Job, Outcome
+from blazzctl.webhooks.retry import Verdict, decide
+
+log = logging.getLogger("blazz.webhooks")
+
+SNIPPET_BYTES = 500
+USER_AGENT = "blazz-webhooks/1"
+
+
+def lock_seconds(settings: WebhooksSettings) -> float:
+    """The claim lease: long enough for the slowest attempt to finish inside it."""
+    return max(settings.lock_seconds, 2 * settings.timeout + 5)
+
+
+def new_client(settings: WebhooksSettings) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.batch_size)
+    return httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout), limits=limits, follow_redirects=False,
+                             headers={"user-agent": USER_AGENT}, trust_env=False)
+
+
+async def attempt(client: httpx.AsyncClient, job: Job, settings: WebhooksSettings) -> Outcome:
+    """Post one delivery and decide what happens next. Never raises for an HTTP failure."""
+    started = time.monotonic()
+    code = retry_after = error = snippet = None
+    try:
+        if not job.active:
+            return Outcome(job.id, job.endpoint_id, Verdict.DEAD, error="endpoint disabled")
+        body = job.payload.encode("utf-8")
+        headers = signing.headers(signing.secret_key(job.secret), job.event_id, int(time.time()), body)
+        async with asyncio.timeout(2 * settings.timeout):  # a trickling answer is still bounded
+            async with client.stream("POST", job.url, content=body, headers=headers) as response:
+                code, retry_after = response.status_code, response.headers.get("retry-after")
+                snippet = await read_snippet(response)
+    except BlazzError as exc:  # a stored secret that is not a whsec_ secret
+        return Outcome(job.id, job.endpoint_id, Verdict.DEAD, error=exc.message)
+    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+        error = describe(exc)
+    decision = decide(code, attempts=job.attempts, schedule=settings.retry_schedule, retry_after=retry_after)
+    if code is not None and decision.verdict is not Verdict.DELIVERED:
+        error = f"HTTP {code}"
+    return Outcome(job.id, job.endpoint_id, decision.verdict, decision.delay, code, error, snippet,
+                   int((time.monotonic() - started) * 1000))
+
+
+async def read_snippet(response: httpx.Response) -> str:
+    data = b""
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) >= SNIPPET_BYTES:
+            break
+    return data[:SNIPPET_BYTES].decode("utf-8", "replace")
+
+
+def describe(exc: BaseException) -> str:
+    kind = "timeout" if isinstance(exc, (httpx.TimeoutException, TimeoutError)) else "network error"
+    text = str(exc) or type(exc).__name__
+    return f"{kind}: {text}"[:500]
+
+
+class Dispatcher:
+    """Claim, post, record: until ``stopping`` is set, then drain what is in flight."""
+
+    def __init__(self, db: Database, settings: WebhooksSettings, name: str) -> None:
+        self.db, self.settings = db, settings
+        self.owner = f"{name}/{uuid.uuid4().hex[:8]}"[:150]
+        self.lock_seconds = lock_seconds(settings)
+        self.tasks: dict[int, asyncio.Task] = {}
+        self.busy: dict[int, int] = {}
+        self.results: asyncio.Queue[Outcome | None] = asyncio.Queue()
+        self.slot_freed = asyncio.Event()
+        self.client: httpx.AsyncClient | None = None
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        log.info("webhook dispatcher started", extra={"owner": self.owner})
+        async with new_client(self.settings) as self.client:
+            writer = asyncio.create_task(self._write_loop())
+            try:
+                while not stopping.is_set():
+                    more = await self._claim_round()
+                    await self._pause(stopping, more)
+            finally:
+                await self._drain()
+                self.results.put_nowait(None)
+                await asyncio.wait_for(writer, timeout=30)
+        log.info("webhook dispatcher stopped", extra={"owner": self.owner})
+
+    async def _claim_round(self) -> bool:
+        """Claim and start what fits; True when more may be due right away."""
+        room = self.settings.batch_size - len(self.tasks)
+        if room <= 0:
+            return False
+        try:
+            jobs = await asyncio.to_thread(
+                outbox.claim, self.db, owner=self.owner, limit=room, lock_seconds=self.lock_seconds,
+                per_endpoint=self.settings.concurrency_per_endpoint, busy=dict(self.busy))
+        except Exception as exc:  # the database is away: try again next round
+            log.warning("webhook claim failed: %s", exc)
+            return False
+        for job in jobs:
+            self.busy[job.endpoint_id] = self.busy.get(job.endpoint_id, 0) + 1
+            self.tasks[job.id] = asyncio.create_task(self._deliver(job))
+        return len(jobs) > 0 and len(self.tasks) < self.settings.batch_size
+
+    async def _pause(self, stopping: asyncio.Event, more: bool) -> None:
+        if more:
+            await asyncio.sleep(0)
+            return
+        self.slot_freed.clear()
+        waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.slot_freed.wait())]
+        await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waits:
+            waiter.cancel()
+
+    async def _deliver(self, job: Job) -> None:
+        try:
+            outcome = await attempt(self.client, job, self.settings)
+        except asyncio.CancelledError:
+            self.results.put_nowait(Outcome(job.id, job.endpoint_id, None))  # give the row back
+            raise
+        finally:
+            self.tasks.pop(job.id, None)
+            self.busy[job.endpoint_id] -= 1
+            if not self.busy[job.endpoint_id]:
+                del self.busy[job.endpoint_id]
+            self.slot_freed.set()
+        log_outcome(job, outcome)
+        self.results.put_nowait(outcome)
+
+    async def _write_loop(self) -> None:
+        """Record outcomes in batches: whatever piled up while the previous write ran."""
+        done = False
+        while not done:
+            batch = [await self.results.get()]
+            while not self.results.empty() and len(batch) < 1000:
+                batch.append(self.results.get_nowait())
+            done = None in batch
+            batch = [o for o in batch if o is not None]
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        deadline = time.monotonic() + self.lock_seconds
+        while True:
+            try:
+                await asyncio.to_thread(outbox.record_outcomes, self.db, owner=self.owner, outcomes=batch)
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline:  # the lease is over: another dispatcher resends them
+                    log.error("webhook outcomes not recorded (%d): %s", len(batch), exc)
+                    return
+                log.warning("recording webhook outcomes failed, retrying: %s", exc)
+                await asyncio.sleep(1)
+
+    async def _drain(self) -> None:
+        """Let in-flight attempts finish (they are bounded by the timeout); cancel the rest."""
+        pending = list(self.tasks.values())
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=self.settings.timeout + 1)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+def log_outcome(job: Job, outcome: Outcome) -> None:
+    fields = {"delivery_id": job.id, "endpoint_id": job.endpoint_id, "event_id": job.event_id,
+              "attempt": job.attempts, "status_code": outcome.status_code, "verdict": str(outcome.verdict)}
+    if outcome.verdict in (Verdict.DEAD, Verdict.GONE):
+        log.warning("webhook delivery %s dead after attempt %d: %s", job.id, job.attempts, outcome.error,
+                    extra=fields)
+    elif outcome.verdict is Verdict.RETRY:
+        log.info("webhook delivery %s failed (%s); retry in %.1fs", job.id, outcome.error, outcome.delay,
+                 extra=fields)
+    else:
+        log.debug("webhook delivery %s delivered", job.id, extra=fields)
+
+
+async def deliver_one(db: Database, settings: WebhooksSettings, *, delivery_id: int, owner: str) -> Outcome | None:
+    """Claim one delivery and attempt it now (``webhook test``); None when another process has it."""
+    job = await asyncio.to_thread(outbox.claim_one, db, delivery_id=delivery_id, owner=owner,
+                                  lock_seconds=lock_seconds(settings))
+    if job is None:
+        return None
+    async with new_client(settings) as client:
+        outcome = await attempt(client, job, settings)
+    await asyncio.to_thread(outbox.record_outcomes, db, owner=owner, outcomes=[outcome])
+    return outcome

@@ -1,0 +1,148 @@
+"""The outbox table as the dispatcher sees it: claim due deliveries, record outcomes.
+
+A claim is one short transaction: select due rows ``FOR UPDATE SKIP LOCKED`` (on SQLite
+``BEGIN IMMEDIATE`` already serialises writers, so the same select-then-update is atomic),
+then stamp them with the claimer and push ``next_attempt_at`` to the end of the lock
+lease. A dispatcher that dies mid-delivery therefore needs no reaper: its rows simply
+become due again when the lease ends, and another dispatcher sends them (same
+``webhook-id``, so receivers can drop the duplicate). Every outcome is written only
+``WHERE locked_by = <this claimer>``: a dispatcher that lost its lease cannot overwrite
+the work of the one that took over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select, update
+
+from blazzctl.db import Database, db_now
+from blazzctl.enums import DeliveryStatus
+from blazzctl.models import WebhookDelivery, WebhookEndpoint
+from blazzctl.models.base import utcnow
+from blazzctl.webhooks.retry import Verdict
+
+D = WebhookDelivery.__table__
+E = WebhookEndpoint.__table__
+PENDING, DELIVERED, DEAD = (s.value for s in (DeliveryStatus.PENDING, DeliveryStatus.DELIVERED, DeliveryStatus.DEAD))
+
+
+@dataclass
+class Job:
+    """One claimed delivery, with what is needed to send it."""
+
+    id: int
+    endpoint_id: int
+    event_id: str
+    payload: str
+    attempts: int  # this attempt's number (1 = the first)
+    url: str
+    secret: str
+    active: bool
+    claimed_at: float  # time.monotonic() of the claim
+
+
+@dataclass
+class Outcome:
+    """The result of one attempt; ``verdict`` None means "not attempted, give the row back"."""
+
+    id: int
+    endpoint_id: int
+    verdict: Verdict | None
+    delay: float = 0.0
+    status_code: int | None = None
+    error: str | None = None
+    response: str | None = None
+    duration_ms: int | None = None
+
+
+def claim(db: Database, *, owner: str, limit: int, lock_seconds: float, per_endpoint: int,
+          busy: dict[int, int] | None = None) -> list[Job]:
+    """Claim up to ``limit`` due deliveries, at most ``per_endpoint`` in flight per endpoint.
+
+    ``busy`` maps endpoint id to deliveries this claimer already has in flight; saturated
+    endpoints are skipped in the query so their backlog never hides other endpoints' rows.
+    """
+    busy = busy or {}
+    saturated = [ep for ep, n in busy.items() if n >= per_endpoint]
+    query = select(D.c.id, D.c.endpoint_id).where(D.c.status == PENDING, D.c.next_attempt_at <= db_now())
+    if saturated:
+        query = query.where(D.c.endpoint_id.not_in(saturated))
+    query = query.order_by(D.c.next_attempt_at, D.c.id).limit(limit).with_for_update(skip_locked=True)
+    with db.session() as session:
+        room = dict(busy)
+        ids = []
+        for delivery_id, endpoint_id in session.execute(query):
+            if room.get(endpoint_id, 0) < per_endpoint:
+                room[endpoint_id] = room.get(endpoint_id, 0) + 1
+                ids.append(delivery_id)
+        if not ids:
+            return []
+        return _take(session, ids, owner=owner, lock_seconds=lock_seconds)
+
+
+def claim_one(db: Database, *, delivery_id: int, owner: str, lock_seconds: float) -> Job | None:
+    """Claim one pending delivery now, due or not (``webhook test``); None if it is taken."""
+    query = select(D.c.id).where(D.c.id == delivery_id, D.c.status == PENDING).with_for_update()
+    with db.session() as session:
+        if session.execute(query).first() is None:
+            return None
+        jobs = _take(session, [delivery_id], owner=owner, lock_seconds=lock_seconds)
+    return jobs[0] if jobs else None
+
+
+def _take(session, ids: list[int], *, owner: str, lock_seconds: float) -> list[Job]:
+    session.execute(update(D).where(D.c.id.in_(ids)).values(
+        locked_by=owner, locked_until=db_now(lock_seconds), next_attempt_at=db_now(lock_seconds),
+        attempts=D.c.attempts + 1))
+    rows = session.execute(
+        select(D.c.id, D.c.endpoint_id, D.c.event_id, D.c.payload, D.c.attempts, E.c.url, E.c.secret, E.c.active)
+        .join(E, E.c.id == D.c.endpoint_id).where(D.c.id.in_(ids)).order_by(D.c.id))
+    now = time.monotonic()
+    return [Job(*row[:7], active=bool(row.active), claimed_at=now) for row in rows]
+
+
+def _fenced(**values):
+    return (update(D).where(D.c.id == bindparam("b_id"), D.c.locked_by == bindparam("b_owner"),
+                            D.c.status == PENDING)
+            .values(locked_by=None, locked_until=None, **values))
+
+
+_LAST = {"last_status_code": bindparam("b_code"), "last_error": bindparam("b_error"),
+         "last_response": bindparam("b_response"), "last_duration_ms": bindparam("b_ms")}
+_STATEMENTS = {
+    Verdict.DELIVERED: _fenced(status=DELIVERED, delivered_at=db_now(), **_LAST),
+    Verdict.RETRY: _fenced(status=PENDING, next_attempt_at=db_now(bindparam("b_delay")), **_LAST),
+    Verdict.DEAD: _fenced(status=DEAD, **_LAST),
+    Verdict.GONE: _fenced(status=DEAD, **_LAST),
+    None: _fenced(attempts=D.c.attempts - 1, next_attempt_at=db_now()),  # released, not attempted
+}
+
+
+def record_outcomes(db: Database, *, owner: str, outcomes: list[Outcome]) -> None:
+    """Write a batch of outcomes in one transaction (one statement per kind of outcome)."""
+    groups: dict[Verdict | None, list[dict]] = defaultdict(list)
+    for o in outcomes:
+        groups[o.verdict].append({
+            "b_id": o.id, "b_owner": owner, "b_delay": o.delay, "b_code": o.status_code,
+            "b_error": (o.error or None) and o.error[:500], "b_response": (o.response or None) and o.response[:500],
+            "b_ms": o.duration_ms})
+    with db.session() as session:
+        for verdict, params in groups.items():
+            if verdict is None:
+                params = [{"b_id": p["b_id"], "b_owner": owner} for p in params]
+            session.execute(_STATEMENTS[verdict], params)
+        for endpoint_id in {o.endpoint_id for o in outcomes if o.verdict is Verdict.GONE}:
+            disable_endpoint(session, endpoint_id, reason="410 Gone from the receiver")
+
+
+def disable_endpoint(session, endpoint_id: int, *, reason: str) -> None:
+    """Deactivate an endpoint and give up its pending deliveries (they stay redeliverable)."""
+    stamp = utcnow().isoformat(timespec="seconds").replace("+00:00", "Z")
+    session.execute(update(E).where(E.c.id == endpoint_id, E.c.active.is_(True))
+                    .values(active=False, disabled_reason=f"{reason} at {stamp}"[:255], updated_at=utcnow()))
+    session.execute(update(D).where(D.c.endpoint_id == endpoint_id, D.c.status == PENDING,
+                                    D.c.locked_by.is_(None))
+                    .values(status=DEAD, last_error=f"endpoint disabled: {reason}"[:500]))
