@@ -1,0 +1,227 @@
+"""What the phone and the test harness can do: link, deliver, ack, log out, conflict, seed, hooks."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+from tests.fakes.wa_web import seed
+from tests.fakes.wa_web.world import ControlError, Device, World, normalize_phone
+
+SOCKET_STATES = {"CONFLICT", "CONNECTED", "DEPRECATED_VERSION", "OPENING", "PAIRING", "PROXYBLOCK",
+                 "SMB_TOS_BLOCK", "TIMEOUT", "TOS_BLOCK", "UNLAUNCHED", "UNPAIRED", "UNPAIRED_IDLE"}
+
+
+class FakeWorld(World):
+    # ----- linking ----------------------------------------------------------------------------------
+    def link(self, qr: str | None = None, phone: str | None = None, code: str | None = None) -> dict:
+        """Scan ``qr`` (the five-field string) or enter pairing ``code`` on phone ``phone``."""
+        with self.cond:
+            if code:
+                conn, phone = self._conn_for_code(code, phone)
+            else:
+                if phone is None:
+                    raise ControlError(400, "invalid_request", "give 'qr' and 'phone' (or 'code')")
+                phone = normalize_phone(phone)
+                conn = self._conn_for_qr(qr)
+            acc = self._account(phone, create=True)
+            dev = Device(token=secrets.token_urlsafe(24), phone=phone, active_conn=conn.id)
+            self.devices[dev.token] = dev
+            conn.token, conn.state, conn.pair_code = dev.token, "CONNECTED", None
+            self._push(conn.events, {"type": "linked", "token": dev.token, "phone": phone,
+                                     "pushname": acc.pushname})
+            return {"linked": True, "phone": phone, "device": dev.token[:8], "conn": conn.id}
+
+    def _conn_for_qr(self, qr: str | None):
+        fields = str(qr or "").strip().split(",")
+        if len(fields) != 5 or not all(fields):
+            raise ControlError(400, "invalid_qr", "a QR string has five non-empty comma-separated fields: "
+                                                  "ref,noisePub,identityPub,advSecret,platform")
+        ref = fields[0]
+        for conn in self.conns.values():
+            issued = [r for r, _ in conn.refs]
+            if ref not in issued:
+                continue
+            if conn.token:
+                raise ControlError(409, "already_linked", "this QR's page is already linked")
+            if ref not in issued[-2:]:
+                raise ControlError(409, "expired_ref", "this QR has rotated away; scan the current one")
+            if conn.state == "UNPAIRED_IDLE":
+                raise ControlError(409, "qr_idle", "the page stopped showing QR codes (UNPAIRED_IDLE)")
+            if not conn.alive(time.time()):
+                raise ControlError(409, "page_gone", "the page that showed this QR is no longer connected")
+            keys = conn.keys
+            if fields[1:4] != [keys.get("noise"), keys.get("identity"), keys.get("adv")]:
+                raise ControlError(400, "invalid_qr", "the QR keys do not match the page that showed this ref")
+            return conn
+        raise ControlError(404, "unknown_ref", "no page is showing this QR ref")
+
+    def _conn_for_code(self, code: str, phone: str | None):
+        wanted = str(code).replace("-", "").strip().upper()
+        for conn in self.conns.values():
+            if conn.pair_code and conn.pair_code == wanted and not conn.token:
+                if phone is not None and normalize_phone(phone) != conn.pair_phone:
+                    raise ControlError(409, "phone_mismatch", f"this code was requested for +{conn.pair_phone}")
+                return conn, conn.pair_phone
+        raise ControlError(404, "unknown_code", "no page is waiting for this pairing code")
+
+    # ----- messages -----------------------------------------------------------------------------
+    def deliver(self, phone: str, from_: str, body: str = "", *, id: str | None = None, type: str = "chat",
+                group: str | None = None, quoted: str | None = None, **extra) -> dict:
+        """An incoming message to linked account ``phone`` from ``from_`` (in ``group`` when given)."""
+        phone, sender = normalize_phone(phone), normalize_phone(from_, "from")
+        with self.cond:
+            acc = self._account(phone)
+            author = f"{sender}@c.us" if group else None
+            remote = self._group_jid(acc, group, author) if group else f"{sender}@c.us"
+            if not group:
+                self._ensure_chat(acc, remote, extra.get("notifyName") or f"+{sender}")
+            mid = id or secrets.token_hex(16).upper()
+            msg = {"id": {"fromMe": False, "remote": remote, "id": mid, "participant": author},
+                   "from": remote, "to": f"{phone}@c.us", "author": author, "body": body, "type": type,
+                   "t": int(time.time()), "ack": 0, "notifyName": extra.pop("notifyName", f"Sender {sender[-4:]}"),
+                   "quotedStanzaID": quoted, **{k: v for k, v in extra.items() if v is not None}}
+            acc.data["messages"].append(msg)
+            self._push_account(phone, {"type": "message", "message": msg})
+            serialized = f"false_{remote}_{mid}" + (f"_{author}" if author else "")
+            return {**msg, "_serialized": serialized}
+
+    def _ensure_chat(self, acc, jid: str, name: str) -> None:
+        if not any(c["id"] == jid for c in acc.data["chats"]):
+            acc.data["chats"].append({"id": jid, "name": name, "t": int(time.time()), "unreadCount": 0})
+
+    def _group_jid(self, acc, group: str, author: str) -> str:
+        gid = group if "@" in group else f"{group}@g.us"
+        meta = next((g for g in acc.data["groups"] if g["id"] == gid), None)
+        if meta is None:
+            me = f"{acc.phone}@c.us"
+            meta = {"id": gid, "subject": f"Group {gid.split('@')[0][-4:]}", "owner": me,
+                    "creation": int(time.time()), "desc": "", "announce": False, "restrict": False,
+                    "participants": [{"id": me, "isAdmin": True, "isSuperAdmin": True}]}
+            acc.data["groups"].append(meta)
+            self._ensure_chat(acc, gid, meta["subject"])
+        if not any(p["id"] == author for p in meta["participants"]):
+            meta["participants"].append({"id": author, "isAdmin": False, "isSuperAdmin": False})
+        return gid
+
+    def sent(self, phone: str) -> list[dict]:
+        with self.cond:
+            return [dict(r) for r in self._account(normalize_phone(phone)).sent]
+
+    def ack(self, phone: str, id: str, ack: int) -> dict:
+        if ack not in (-1, 0, 1, 2, 3, 4):
+            raise ControlError(400, "invalid_ack", "ack is one of -1, 0, 1, 2, 3, 4")
+        phone = normalize_phone(phone)
+        with self.cond:
+            acc = self._account(phone)
+            record = next((r for r in acc.sent if id in (r["id"], r["msg_id"])), None)
+            if record is None:
+                raise ControlError(404, "unknown_message", f"account +{phone} sent no message {id!r}")
+            record["ack"] = ack
+            self._push_account(phone, {"type": "ack", "id": record["id"], "ack": ack})
+            return dict(record)
+
+    # ----- account-wide events ----------------------------------------------------------------
+    def logout(self, phone: str) -> dict:
+        """The user removed the linked device(s) on the phone."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            self._account(phone)
+            devices = self._devices_of(phone)
+            for dev in devices:
+                self._push(dev.events, {"type": "logout"})
+                dev.logged_out = True
+            return {"phone": phone, "devices": len(devices)}
+
+    def conflict(self, phone: str) -> dict:
+        """WhatsApp Web was opened elsewhere: the account's live pages go to CONFLICT."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            self._account(phone)
+            conns = self._active_conns(phone)
+            for dev in self._devices_of(phone):
+                dev.active_conn = "elsewhere"
+            for conn in conns:
+                self._push(conn.events, {"type": "conflict"})
+            return {"phone": phone, "pages": len(conns)}
+
+    def _active_conns(self, phone: str | None):
+        out = []
+        for conn in self.conns.values():
+            dev = self.devices.get(conn.token or "")
+            if phone is None or (dev is not None and dev.phone == phone and dev.active_conn == conn.id):
+                out.append(conn)
+        return out
+
+    def reload(self, phone: str | None = None) -> dict:
+        """Make the account's connected pages (all pages when ``phone`` is None) reload themselves."""
+        phone = normalize_phone(phone) if phone else None
+        with self.cond:
+            conns = [c for c in self._active_conns(phone) if c.alive(time.time())]
+            for conn in conns:
+                self._push(conn.events, {"type": "reload"})
+            return {"pages": len(conns)}
+
+    def socket_state(self, phone: str, state: str) -> dict:
+        """Force ``Socket.state`` on the account's connected pages (TIMEOUT, OPENING, ...)."""
+        if state not in SOCKET_STATES:
+            raise ControlError(400, "invalid_state", f"state is one of {sorted(SOCKET_STATES)}")
+        phone = normalize_phone(phone)
+        with self.cond:
+            conns = self._active_conns(phone)
+            for conn in conns:
+                self._push(conn.events, {"type": "state", "state": state})
+            return {"pages": len(conns)}
+
+    def set_not_on_whatsapp(self, phone: str, value: bool = True) -> dict:
+        user = normalize_phone(phone)
+        with self.cond:
+            (self.not_on_whatsapp.add if value else self.not_on_whatsapp.discard)(user)
+            return {"phone": user, "on_whatsapp": not value}
+
+    def seed(self, phone: str, chats: int = 0, groups: int = 0, participants: int = 5,
+             messages_per_chat: int = 2, contacts: int = 0, heap_mb: float = 0.0, body_bytes: int = 40) -> dict:
+        """Give account ``phone`` (created if new) chats, contacts and groups; connected pages resync."""
+        phone = normalize_phone(phone)
+        if min(chats, groups, contacts, messages_per_chat) < 0 or participants < 1 or heap_mb < 0:
+            raise ControlError(400, "invalid_seed", "counts must be >= 0 and participants >= 1")
+        data = seed.seed_account(phone, chats=chats, groups=groups, participants=participants,
+                                 messages_per_chat=messages_per_chat, extra_contacts=contacts, body_bytes=body_bytes)
+        with self.cond:
+            acc = self._account(phone, create=True)
+            acc.data = data
+            acc.heap_mb = float(heap_mb)
+            for conn in self._active_conns(phone):
+                self._push(conn.events, {"type": "resync"})
+            return {"phone": phone, "chats": len(data["chats"]), "contacts": len(data["contacts"]),
+                    "groups": len(data["groups"]), "messages": len(data["messages"])}
+
+    def set_slow_boot(self, seconds: float) -> dict:
+        self.slow_boot = max(0.0, float(seconds))
+        return {"seconds": self.slow_boot}
+
+    def set_ref_interval(self, seconds: float) -> dict:
+        if float(seconds) <= 0:
+            raise ControlError(400, "invalid_interval", "ref interval must be > 0 seconds")
+        self.ref_interval = float(seconds)
+        return {"ref_interval": self.ref_interval}
+
+    def snapshot(self) -> dict:
+        now = time.time()
+        with self.cond:
+            return {
+                "ref_interval": self.ref_interval, "slow_boot": self.slow_boot,
+                "not_on_whatsapp": sorted(self.not_on_whatsapp),
+                "accounts": {p: {"pushname": a.pushname, "chats": len(a.data["chats"]),
+                                 "contacts": len(a.data["contacts"]), "groups": len(a.data["groups"]),
+                                 "messages": len(a.data["messages"]), "sent": len(a.sent), "heap_mb": a.heap_mb,
+                                 "devices": [{"device": d.token[:8], "active_conn": d.active_conn,
+                                              "logged_out": d.logged_out, "pending_events": len(d.events)}
+                                             for d in self.devices.values() if d.phone == p]}
+                             for p, a in self.accounts.items()},
+                "pages": [{"conn": c.id, "state": c.state, "alive": c.alive(now), "linked": bool(c.token),
+                           "ref": c.refs[-1][0] if c.refs and not c.token else None, "refs_issued": len(c.refs),
+                           "ref_expires_at": (c.refs[-1][1] + self.ref_interval) if c.refs and not c.token else None,
+                           "pair_code": c.pair_code}
+                          for c in self.conns.values()],
+            }
