@@ -1,6 +1,6 @@
 """systemd units for the session daemons: render them from the settings, install and enable them.
 
-The units are templates in this module (so an installed release can render its own), and
+The units are templates in ``unit_templates`` (so an installed release can render its own), and
 ``units/`` in the repository holds them rendered with the defaults for the deploy layout
 (``/opt/blazz/current/venv``); a test keeps the two in step.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blazzctl.errors import InvalidInput, OperationFailed
+from blazzctl.services.unit_templates import SERVICE, TARGET_UNIT
 from blazzctl.settings import DaemonSettings, Settings
 
 SYSTEM_DIR = Path("/etc/systemd/system")
@@ -92,7 +93,7 @@ def render(settings: Settings, *, instances: int, prefix: Path | str | None = No
         tasks_max=TASKS_BASE + TASKS_PER_ACCOUNT * daemon.capacity, drain=_seconds(daemon.drain_timeout),
         **{f"t_{name}": value for name, value in vars(t).items()},
     )
-    return {TARGET: _TARGET.format(**values), TEMPLATE: _SERVICE.format(**values)}
+    return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values)}
 
 
 def check_instances(instances: int) -> int:
@@ -253,87 +254,3 @@ def _quoted_env(name: str, value: str) -> str:
 
 def _seconds(value: float) -> str:
     return f"{value:g}"
-
-
-_TARGET = """\
-{origin}
-[Unit]
-Description=blazz session daemons (all blazz-session@N instances)
-Wants=network-online.target
-After=network-online.target
-
-[Install]
-WantedBy=multi-user.target
-"""
-
-_SERVICE = """\
-{origin}
-# Change the configuration, then `blazzctl units install` again, rather than editing this file.
-[Unit]
-Description=blazz session daemon %i
-PartOf=blazz.target
-Wants=network-online.target
-After=network-online.target mariadb.service mysql.service
-# Burst x (RestartSec + TimeoutStartSec) < interval: a crash loop stops here and the
-# unit stays failed until `systemctl reset-failed`.
-StartLimitIntervalSec={t_start_limit_interval}
-StartLimitBurst={t_start_limit_burst}
-
-[Service]
-Type=notify
-NotifyAccess=main
-ExecStart={exec_start}
-User={user}
-Environment={config_env}
-Environment=HOME=%S/blazz
-Environment=PYTHONUNBUFFERED=1
-# The daemon works in $STATE_DIRECTORY/session-%i.
-StateDirectory=blazz
-StateDirectoryMode=0700
-Restart=on-failure
-RestartSec={t_restart}
-TimeoutStartSec={t_timeout_start}
-# WATCHDOG=1 follows every successful lease renewal.
-WatchdogSec={t_watchdog}
-# SIGTERM to the daemon alone: it drains ({drain} s budget) and closes its browsers;
-# whatever is left of the cgroup gets SIGKILL when it exits or at TimeoutStopSec.
-KillMode=mixed
-TimeoutStopSec={t_timeout_stop}
-OOMPolicy=kill
-MemoryHigh={memory_high}
-MemoryMax={memory_max}
-TasksMax={tasks_max}
-
-# Hardening that Chromium tolerates: no MemoryDenyWriteExecute (V8's JIT), user/pid/net
-# namespaces and chroot allowed (its sandbox).
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome={protect_home}
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=user pid net
-LockPersonality=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK
-SystemCallArchitectures=native
-SystemCallFilter=@system-service seccomp chroot
-SystemCallErrorNumber=EPERM
-UMask=0077
-DevicePolicy=closed
-KeyringMode=private
-RemoveIPC=yes
-
-[Install]
-WantedBy=blazz.target
-"""
