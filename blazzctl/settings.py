@@ -57,6 +57,8 @@ class DaemonSettings:
                                        "memory (MB); 0: no budget", min=0)
     unowned_grace: float = setting(60.0, "Seconds a runnable account may stay unowned before health "
                                          "warns", min=1, max=86400)
+    host: str | None = setting(None, "This host's name in daemon names (host:instance); empty: the system "
+                                     "host name")
     state_dir: str | None = setting(None, "Chromium profiles and local caches; empty: $STATE_DIRECTORY "
                                           "under systemd, else $XDG_STATE_HOME/blazz")
 
@@ -193,7 +195,9 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list) -> dic
             problems.append((source, f"{prefix}{key}", "unknown key"))
     for name, fld in known.items():
         if fld.metadata.get("section"):
-            out[name] = _build(fld.default_factory, raw.get(name) or {}, source, f"{prefix}{name}.", problems)
+            section_raw = raw.get(name)  # an empty section ("daemon:") is None: defaults
+            out[name] = _build(fld.default_factory, {} if section_raw is None else section_raw, source,
+                               f"{prefix}{name}.", problems)
         elif name in raw:
             ok, value = _check(fld, raw[name], cls)
             if ok:
