@@ -96,8 +96,12 @@ def make_primary(session: Session, *, account: WhatsAppAccount) -> WhatsAppAccou
                     .where(WhatsAppAccount.workspace_id == account.workspace_id,
                            WhatsAppAccount.is_primary.is_(True), WhatsAppAccount.id != account.id)
                     .values(is_primary=False).execution_options(synchronize_session=False))
-    session.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == account.id)
-                    .values(is_primary=True).execution_options(synchronize_session=False))
+    try:
+        session.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == account.id)
+                        .values(is_primary=True).execution_options(synchronize_session=False))
+    except exc.IntegrityError:  # the unique index caught a primary set around the workspace lock
+        raise Conflict(f"another account of workspace {account.workspace.name!r} became primary at the same "
+                       "time", hint="Check `blazzctl account list`, and run the command again.") from None
     session.refresh(account)
     audit.record(session, command="account primary", target_type="account", target=str(account.id),
                  workspace_id=account.workspace_id)

@@ -1,0 +1,92 @@
+"""Alembic migrations: empty → head → base → head on both dialects; models and migrations agree."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import inspect, text
+
+from blazzctl.db import Database
+from blazzctl.models import Base
+from blazzctl.services import schema
+
+
+@pytest.fixture
+def db(db_url):
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+def tables(db: Database) -> set[str]:
+    return set(inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def test_empty_head_base_head(db):
+    model_tables = set(Base.metadata.tables)
+    assert schema.state(db).current is None and tables(db) == set()
+    schema.upgrade(db)
+    assert schema.state(db).at_head and tables(db) == model_tables
+    schema.downgrade(db, "base")
+    assert schema.current_revision(db) is None and tables(db) == set()
+    schema.upgrade(db)
+    assert schema.state(db).at_head and tables(db) == model_tables
+    schema.upgrade(db)  # idempotent
+    assert schema.current_revision(db) == schema.head_revision()
+
+
+def test_models_and_migrations_agree(db):
+    schema.upgrade(db)
+    assert schema.pending_model_changes(db) == []
+
+
+def test_the_drift_check_can_fail(db):
+    """pending_model_changes really compares: a table missing from the database shows up."""
+    schema.upgrade(db)
+    with db.engine.begin() as conn:
+        conn.execute(text("DROP TABLE sync_runs"))
+    changes = schema.pending_model_changes(db)
+    assert any(c[0] == "add_table" and c[1].name == "sync_runs" for c in changes if isinstance(c, tuple))
+
+
+def test_the_database_enforces_one_primary_per_workspace(db):
+    """Not only the code: the unique index on the generated column refuses a second primary."""
+    from sqlalchemy import exc
+
+    from blazzctl.models import WhatsAppAccount, Workspace
+
+    schema.upgrade(db)
+    with db.session() as session:
+        ws = Workspace(name="acme")
+        other = Workspace(name="globex")
+        session.add_all([ws, other])
+        session.flush()
+        for n, w in (("a", ws), ("b", ws), ("c", other)):
+            session.add(WhatsAppAccount(workspace_id=w.id, name=n, session_id=f"s-{n}", is_primary=True
+                                        if n != "b" else False))
+    with pytest.raises(exc.IntegrityError):
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE whatsapp_accounts SET is_primary = 1 WHERE name = 'b'"))
+    with db.engine.begin() as conn:  # moving the primary within a workspace is fine
+        conn.execute(text("UPDATE whatsapp_accounts SET is_primary = 0 WHERE name = 'a'"))
+        conn.execute(text("UPDATE whatsapp_accounts SET is_primary = 1 WHERE name = 'b'"))
+        primaries = conn.execute(text("SELECT name FROM whatsapp_accounts WHERE is_primary = 1 ORDER BY name"))
+        assert [r[0] for r in primaries] == ["b", "c"]
+
+
+def test_live_names_are_unique_per_workspace_in_the_database(db):
+    from sqlalchemy import exc
+
+    schema.upgrade(db)
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO workspaces (uuid, name, created_at, updated_at) "
+                          "VALUES ('u1', 'acme', '2026-01-01', '2026-01-01')"))
+    insert = text("INSERT INTO whatsapp_accounts (uuid, workspace_id, name, session_id, provider_type, status, "
+                  "is_primary, desired_state, lease_epoch, event_sequence, created_at, updated_at, deleted_at) "
+                  "VALUES (:u, 1, 'sales', :s, 'webjs', 'disconnected', 0, 'stopped', 0, 0, '2026-01-01', "
+                  "'2026-01-01', :d)")
+    with db.engine.begin() as conn:
+        conn.execute(insert, {"u": "a1", "s": "s1", "d": "2026-01-02"})  # removed
+        conn.execute(insert, {"u": "a2", "s": "s2", "d": None})  # live, same name: fine
+    with pytest.raises(exc.IntegrityError):
+        with db.engine.begin() as conn:
+            conn.execute(insert, {"u": "a3", "s": "s3", "d": None})
