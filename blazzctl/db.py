@@ -19,7 +19,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.expression import FunctionElement
 
-from blazzctl.errors import ConfigError, DatabaseUnavailable, OperationFailed
+from blazzctl.errors import ConfigError, Conflict, DatabaseUnavailable, OperationFailed
 
 
 class UTCDateTime(types.TypeDecorator):
@@ -182,6 +182,9 @@ def translate_errors(url: str) -> Iterator[None]:
         if is_missing_schema(error):
             raise OperationFailed(f"the database at {redact_url(url)} has no blazz schema yet",
                                   hint="Run `blazzctl init` (or `blazzctl db upgrade`).") from None
+        if isinstance(error, exc.OperationalError) and is_contention(error):
+            raise Conflict(f"a concurrent change to the same rows got in the way ({short_reason(error)}); "
+                           "nothing was changed", hint="Run the command again.") from None
         if isinstance(error, exc.OperationalError) and is_unreachable(error):
             raise DatabaseUnavailable(
                 f"cannot reach the database at {redact_url(url)}: {short_reason(error)}",
@@ -200,6 +203,16 @@ def is_missing_schema(error: exc.DBAPIError) -> bool:
     orig = getattr(error, "orig", None)
     code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
     return code == 1146 or "no such table" in str(orig or error).lower()
+
+
+# Deadlock victim, lock wait timeout (MySQL); "database is locked" past busy_timeout (SQLite).
+_CONTENTION_CODES = {1205, 1213}
+
+
+def is_contention(error: exc.DBAPIError) -> bool:
+    orig = getattr(error, "orig", None)
+    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    return code in _CONTENTION_CODES or "database is locked" in str(orig or error).lower()
 
 
 def is_unreachable(error: exc.DBAPIError) -> bool:
