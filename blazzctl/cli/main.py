@@ -63,6 +63,10 @@ def _register() -> None:
     app.command("init")(init.init)
     app.add_typer(workspace.app, name="workspace")
     app.add_typer(account.app, name="account")
+    from blazzctl.cli import connect
+
+    for name in ("connect", "disconnect", "reconnect", "logout"):
+        account.app.command(name)(getattr(connect, name))
     app.add_typer(audit.app, name="audit")
     from blazzctl.cli import webhook
     app.add_typer(webhook.app, name="webhook")

@@ -1,0 +1,130 @@
+"""`blazzctl account connect|disconnect|reconnect|logout`: operator intent, carried out by daemons."""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import typer
+
+from blazzctl.cli import output
+from blazzctl.cli.account import RefArgument
+from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.errors import OperationFailed
+
+WaitOption = typer.Option(True, "--wait/--no-wait", help="Wait for the outcome (default) or return at once.")
+TimeoutOption = typer.Option(180.0, "--timeout", min=1, help="Seconds to wait for the outcome.")
+
+
+def connect(ref: RefArgument, workspace: WorkspaceOption = None, wait: bool = WaitOption,
+            timeout: float = TimeoutOption,
+            pair_phone: Optional[str] = typer.Option(None, "--pair-phone", metavar="PHONE",
+                                                     help="Log in with an 8-character pairing code for this "
+                                                          "phone number instead of a QR."),
+            config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Bring an account online: a session daemon claims it and logs in (QR or restored login).
+
+    Example: blazzctl account connect sales --workspace acme --timeout 300
+    """
+    _request("connect", ref, workspace, wait, timeout, config, json, pair_phone=pair_phone)
+
+
+def disconnect(ref: RefArgument, workspace: WorkspaceOption = None, wait: bool = WaitOption,
+               timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds to wait."),
+               config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Close an account's session and keep its login (connect brings it back without a QR).
+
+    Example: blazzctl account disconnect sales --workspace acme
+    """
+    _request("disconnect", ref, workspace, wait, timeout, config, json)
+
+
+def reconnect(ref: RefArgument, workspace: WorkspaceOption = None, wait: bool = WaitOption,
+              timeout: float = TimeoutOption, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Restart an account's session (keeping its login).
+
+    Example: blazzctl account reconnect sales --workspace acme
+    """
+    _request("reconnect", ref, workspace, wait, timeout, config, json)
+
+
+def logout(ref: RefArgument, workspace: WorkspaceOption = None, wait: bool = WaitOption,
+           timeout: float = typer.Option(60.0, "--timeout", min=1, help="Seconds to wait."),
+           config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Unlink an account from its phone: the login is deleted, the status becomes logged_out.
+
+    Example: blazzctl account logout sales --workspace acme
+    """
+    _request("logout", ref, workspace, wait, timeout, config, json)
+
+
+def _request(kind: str, ref: str, workspace: str | None, wait: bool, timeout: float, config: str | None,
+             json: bool, pair_phone: str | None = None) -> None:
+    from blazzctl import views
+    from blazzctl.enums import CommandKind
+    from blazzctl.services import commands, refs
+
+    st = state(config)
+    with st.db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        command = commands.request(session, account=account, kind=CommandKind(kind), pair_phone=pair_phone)
+        command_id, account_id = command.id, account.id
+    outcome = _watch(st, command_id, timeout, quiet=json) if wait else None
+    with st.db.session() as session:
+        view = views.account(refs.account(session, str(account_id)))
+    if json:
+        output.emit_json({**view, "command": {"id": command_id, "kind": kind,
+                                              "status": str(outcome.command_status) if outcome else "pending",
+                                              "result": outcome.result if outcome else None}})
+    elif not wait:
+        output.say(f"{kind} requested for {view['name']} (command {command_id}); "
+                   f"watch it with `blazzctl account show {view['id']}`")
+    if outcome is not None and str(outcome.command_status) != "succeeded":
+        reason = outcome.result or outcome.last_error or str(outcome.account_status)
+        raise OperationFailed(f"{kind} of {view['name']} did not succeed: {reason}",
+                              hint="See `blazzctl account show` and the daemon's log (journalctl -u 'blazz-session@*').")
+    if outcome is not None and not json:
+        phone = f" as {view['phone_number']}" if kind in ("connect", "reconnect") and view["phone_number"] else ""
+        output.say(f"{view['name']}: {view['status']}{phone}")
+
+
+def _watch(st, command_id: int, timeout: float, *, quiet: bool):
+    """Poll the command until it finishes, showing each change; None-safe on timeout."""
+    from blazzctl.services import commands
+
+    deadline = time.monotonic() + timeout
+    shown: tuple = ()
+    warned = False
+    interval = st.settings.daemon.heartbeat_interval
+    while True:
+        with st.db.session() as session:
+            now = commands.progress(session, command_id=command_id, heartbeat_interval=interval)
+        if not quiet:
+            key = (now.account_status, now.status_reason, now.qr_code, now.pairing_code)
+            if key != shown:
+                shown = key
+                _show(now)
+            if now.live_daemons == 0 and not warned and not now.done:
+                warned = True
+                output.warn("warning: no session daemon is running; start one with `blazzctl daemon run` "
+                            "or `systemctl start blazz.target`")
+        if now.done:
+            return now
+        if time.monotonic() > deadline:
+            with st.db.session() as session:
+                commands.cancel(session, command_id=command_id, reason=f"timed out after {timeout:g} s")
+                return commands.progress(session, command_id=command_id, heartbeat_interval=interval)
+        time.sleep(0.5)
+
+
+def _show(now) -> None:
+    line = f"status: {now.account_status}"
+    if now.status_reason:
+        line += f" ({now.status_reason})"
+    output.say(line)
+    if now.pairing_code:
+        output.say(f"pairing code: {now.pairing_code}  (WhatsApp > Linked devices > Link with phone number)")
+    elif now.qr_code:
+        from blazzctl.cli import qr
+
+        qr.show(now.qr_code, now.qr_expires_at)

@@ -1,0 +1,171 @@
+"""The provider interface: what a session daemon needs from a way of reaching WhatsApp.
+
+A provider drives many account sessions inside one daemon process. The daemon calls its
+async methods; the provider reports what happens through the ``emit`` callback it was
+given, as ``ProviderEvent`` values. Providers never touch the database: the daemon writes
+every consequence, fenced by its lease.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from blazzctl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SessionSpec:
+    """What a provider needs to start one account's session."""
+
+    account_id: int
+    session_id: str
+    workspace_id: int
+    name: str
+    epoch: int
+    phone_number: str | None = None
+    pair_phone: str | None = None  # pairing-code login instead of a QR
+
+
+# --- events a provider reports ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    account_id: int
+
+
+@dataclass(frozen=True)
+class Qr(ProviderEvent):
+    qr: str
+    expires_at: datetime
+    rotation: int = 1
+
+
+@dataclass(frozen=True)
+class PairingCode(ProviderEvent):
+    code: str
+
+
+@dataclass(frozen=True)
+class Authenticated(ProviderEvent):
+    pass
+
+
+@dataclass(frozen=True)
+class Ready(ProviderEvent):
+    phone_number: str
+    push_name: str | None = None
+
+
+@dataclass(frozen=True)
+class Disconnected(ProviderEvent):
+    """The session dropped. ``retry`` tells the daemon to start it again after a backoff."""
+
+    reason: str
+    retry: bool = True
+
+
+@dataclass(frozen=True)
+class LoggedOut(ProviderEvent):
+    """The phone unlinked this session (or an operator logged it out): the login is gone."""
+
+    reason: str = "logged_out"
+
+
+@dataclass(frozen=True)
+class Failed(ProviderEvent):
+    """A failure that retrying will not fix (QR expired, wrong key, ...)."""
+
+    reason: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageEvent(ProviderEvent):
+    message: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AckEvent(ProviderEvent):
+    wa_message_id: str = ""
+    ack: int = 0
+
+
+Emit = Callable[[ProviderEvent], Awaitable[None]]
+
+
+class Provider(abc.ABC):
+    """One per daemon; drives every session the daemon owns."""
+
+    def __init__(self, *, settings: Any, state_dir: Path, emit: Emit, daemon_name: str,
+                 secrets: Any = None, database: Any = None) -> None:
+        self.settings = settings  # the provider's own settings section (e.g. WebjsSettings)
+        self.state_dir = state_dir
+        self.emit = emit
+        self.daemon_name = daemon_name
+        self.secrets = secrets
+        self.database = database
+
+    async def open(self) -> None:
+        """Called once before the first session starts."""
+
+    async def close(self) -> None:
+        """Called once at daemon exit, after every session was stopped."""
+
+    @abc.abstractmethod
+    async def start(self, spec: SessionSpec) -> None:
+        """Start (or restore) the session; return once it is launching. Report progress by events."""
+
+    @abc.abstractmethod
+    async def stop(self, account_id: int, *, checkpoint: bool = True) -> None:
+        """Close the session, keeping its login (saved first when ``checkpoint``)."""
+
+    @abc.abstractmethod
+    async def logout(self, account_id: int) -> None:
+        """Unlink the session from the phone and delete its login, locally and in archives."""
+
+    def running(self) -> set[int]:
+        """Account ids whose sessions are live in this process."""
+        return set()
+
+    async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} cannot send messages")
+
+    async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} cannot check numbers")
+
+    async def list_chats(self, account_id: int) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} cannot list chats")
+
+    async def list_contacts(self, account_id: int) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} cannot list contacts")
+
+    async def list_groups(self, account_id: int) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__} cannot list groups")
+
+
+DEFAULT_DRIVERS = {"webjs": "blazzctl.providers.webjs:WebjsProvider"}
+
+
+def load_provider_class(path: str | None, *, provider_type: str = "webjs") -> type[Provider]:
+    """The provider class named ``module:Class`` (the built-in one when ``path`` is empty)."""
+    target = path or DEFAULT_DRIVERS[provider_type]
+    key = f"providers.{provider_type}.driver"
+    module_name, _, class_name = target.partition(":")
+    if not class_name:
+        raise ConfigError([("config", key, f"{target!r} is not of the form module:Class")])
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError([("config", key, f"cannot import {module_name!r}: {exc}")],
+                          hint="For the test fake, put the repository root on PYTHONPATH.") from None
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise ConfigError([("config", key, f"{target!r} is not a blazz Provider class")])
+    return cls

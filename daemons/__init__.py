@@ -1,0 +1,1 @@
+"""Long-running processes of blazz (no Typer here)."""

@@ -1,0 +1,1 @@
+"""The session daemon: claims accounts, drives their WhatsApp Web sessions, reports status."""

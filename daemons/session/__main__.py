@@ -1,0 +1,3 @@
+from daemons.session.main import run
+
+run()

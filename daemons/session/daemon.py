@@ -1,0 +1,193 @@
+"""The session daemon: one asyncio process that owns the control flow.
+
+Lifecycle: register_birth → first claim round → READY → loops (claims, fencing, heartbeat,
+commands, session starts, provider events) → on the first SIGTERM/SIGINT drain: STOPPING,
+stop claiming, close sessions saving their logins, release leases, register_death, exit 0.
+A second signal exits at once. Signal handlers only set events; this loop does the work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import socket
+
+from blazzctl import __version__
+from blazzctl.db import Database
+from blazzctl.enums import DaemonStatus
+from blazzctl.providers import base as providers
+from daemons.session import commands, heartbeat, leases
+from daemons.session.claimer import Claimer
+from daemons.session.notify import Notifier
+from daemons.session.sessions import Sessions
+from daemons.session.status import StatusWriter
+
+log = logging.getLogger("blazz.daemon")
+
+COMMAND_POLL = 1.0  # seconds between polls for operator commands (only while owning accounts)
+
+
+class SessionDaemon:
+    def __init__(self, settings, *, instance: int, state_dir, host: str | None = None) -> None:
+        self.settings = settings
+        self.instance = instance
+        self.host = host or socket.gethostname()
+        self.name = f"{self.host}:{instance}"
+        self.state_dir = state_dir
+        self.db = Database.from_settings(settings)
+        self.notifier = Notifier.from_env()
+        self.stopping = asyncio.Event()
+        self.signals = 0
+        self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger)
+        self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier)
+        self.tree = heartbeat.ProcessTree()
+        self.events: asyncio.Queue[providers.ProviderEvent] = asyncio.Queue()
+
+    # --- signals ------------------------------------------------------------------------
+
+    def request_stop(self, signum: int) -> None:
+        self.signals += 1
+        if self.signals > 1:
+            log.warning("second signal: exiting now", extra={"signal": signal.Signals(signum).name})
+            os._exit(1)
+        log.info("stop requested: draining", extra={"signal": signal.Signals(signum).name})
+        self.stopping.set()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        await self._be_born()
+        provider_cls = providers.load_provider_class(self.settings.providers.webjs.driver)
+        self.sessions.provider = provider_cls(settings=self.settings.providers.webjs, state_dir=self.state_dir,
+                                              emit=self.events.put, daemon_name=self.name,
+                                              secrets=self.settings.secrets, database=self.db)
+        await self.sessions.provider.open()
+        await self._first_round()
+        self.notifier.ready(self._status_line())
+        log.info("ready", extra={"accounts": len(self.sessions.owned), "pid": os.getpid()})
+        tasks = [asyncio.create_task(coro) for coro in (
+            self.claimer.loop(self.stopping), self.claimer.fence_watch(self.stopping),
+            self._heartbeat_loop(), self._command_loop(), self.sessions.starter_loop(self.stopping),
+            self._event_pump())]
+        tasks += self._extra_tasks()
+        await self.stopping.wait()
+        await self._drain(tasks)
+        return 0
+
+    def _extra_tasks(self) -> list[asyncio.Task]:
+        """Workers other modules add (the webhook dispatcher), when they are built in."""
+        try:
+            from daemons.session.webhooks import run_dispatcher
+        except ImportError:
+            return []
+        return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping))]
+
+    async def _be_born(self) -> None:
+        failures = 0
+        while True:  # a database outage at start must not become a crash loop
+            try:
+                await asyncio.to_thread(heartbeat.register_birth, self.db, name=self.name, host=self.host,
+                                        instance=self.instance, version=__version__,
+                                        capacity=self.settings.daemon.capacity)
+                released = await asyncio.to_thread(leases.release_all, self.db, owner=self.name)
+                log.info("registered", extra={"released_stale_leases": released, "version": __version__})
+                return
+            except Exception as exc:
+                if getattr(exc, "exit_code", None) == 4:  # a live twin: refuse to run
+                    raise
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** failures)
+                log.warning("database not reachable at start", extra={"error": str(exc)[:200], "retry_in": delay})
+                self.notifier.status(f"waiting for the database: {str(exc)[:100]}")
+                self.notifier.extend_timeout(delay + 30)  # still alive: don't let TimeoutStartSec kill us
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+                    raise SystemExit(0)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def _first_round(self) -> None:
+        # A short random pause lets daemons started together see each other's birth rows
+        # before claiming, so they do not all grab a full batch and hand half of it back.
+        await asyncio.sleep(random.uniform(0, min(1.0, self.settings.daemon.claim_interval / 2)))
+        while not self.stopping.is_set():
+            try:
+                await self.claimer.round()
+                return
+            except Exception as exc:
+                log.warning("first claim round failed", extra={"error": str(exc)[:200]})
+                self.notifier.extend_timeout(self.settings.daemon.claim_interval + 30)
+                await asyncio.sleep(self.settings.daemon.claim_interval)
+
+    async def _drain(self, tasks: list[asyncio.Task]) -> None:
+        self.notifier.stopping("draining: closing sessions and releasing leases")
+        self.claimer.claiming = False
+        owned = len(self.sessions.owned)
+        await self._beat(DaemonStatus.DRAINING)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await asyncio.wait_for(self.sessions.release_all(reason="daemon stopping"),
+                                   timeout=self.settings.daemon.drain_timeout)
+        except asyncio.TimeoutError:
+            log.error("drain timed out; leases will expire", extra={"accounts": len(self.sessions.owned)})
+        if self.sessions.provider is not None:
+            await self.sessions.provider.close()
+        try:
+            await asyncio.to_thread(heartbeat.register_death, self.db, name=self.name)
+        except Exception as exc:
+            log.warning("could not mark the daemon stopped", extra={"error": str(exc)[:200]})
+        log.info("stopped", extra={"released": owned})
+        self.db.dispose()
+
+    # --- loops --------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while not self.stopping.is_set():
+            await self._beat(DaemonStatus.RUNNING)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.settings.daemon.heartbeat_interval)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _beat(self, status: DaemonStatus) -> None:
+        try:
+            stats = await asyncio.to_thread(self.tree.stats)
+            self.claimer.memory_bytes = stats.rss_bytes
+            text = self._status_line()
+            await asyncio.to_thread(heartbeat.heartbeat, self.db, name=self.name, status=status, status_text=text,
+                                    owned=len(self.sessions.owned), tree=stats)
+            self.notifier.status(text)
+        except Exception as exc:
+            log.warning("heartbeat failed", extra={"error": str(exc)[:200]})
+
+    async def _command_loop(self) -> None:
+        while not self.stopping.is_set():
+            if self.sessions.owned:
+                try:
+                    await commands.run_pending(self.db, self.sessions, self.name)
+                except Exception as exc:
+                    log.warning("command poll failed", extra={"error": str(exc)[:200]})
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=COMMAND_POLL)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _event_pump(self) -> None:
+        while True:
+            event = await self.events.get()
+            try:
+                await self.sessions.on_event(event)
+            except Exception:
+                log.exception("event handling failed", extra={"account_id": event.account_id})
+
+    def _status_line(self) -> str:
+        states = [a.state for a in self.sessions.owned.values()]
+        return f"holding {len(states)} accounts ({states.count('live')} live)"

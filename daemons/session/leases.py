@@ -1,0 +1,115 @@
+"""The lease protocol on ``whatsapp_accounts``: claim, renew, release, fenced writes.
+
+An account is owned by ``(owner, lease_epoch)`` until ``lease_expires_at``, a time on the
+database's clock. Every function here is synchronous SQL run in one short transaction; the
+daemon calls them from a worker thread.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import and_, func, or_, select, update
+
+from blazzctl.db import Database, db_now, is_mysql
+from blazzctl.enums import DaemonStatus, DesiredState
+from blazzctl.models import SessionDaemon, WhatsAppAccount
+
+A = WhatsAppAccount
+
+
+@dataclass(frozen=True)
+class Lease:
+    account_id: int
+    epoch: int
+    desired_state: DesiredState
+
+
+def claimable():
+    """Runnable accounts whose lease is free or expired."""
+    return and_(A.desired_state == DesiredState.RUNNING,
+                or_(A.lease_expires_at.is_(None), A.lease_expires_at < db_now()))
+
+
+def claim_query(limit: int):
+    """The claim's SELECT; served by ix_whatsapp_accounts_claim without a filesort."""
+    return (select(A.id).where(claimable()).order_by(A.lease_expires_at, A.id).limit(limit)
+            .with_for_update(skip_locked=True))
+
+
+def claim(db: Database, *, owner: str, limit: int, ttl: float) -> list[Lease]:
+    """Take up to ``limit`` free accounts: owner set, epoch + 1, lease until db now + ttl."""
+    if limit <= 0:
+        return []
+    with db.session() as s:
+        ids = list(s.scalars(claim_query(limit)))
+        if not ids:
+            return []
+        s.execute(update(A).where(A.id.in_(ids), claimable())
+                  .values(owner=owner, lease_epoch=A.lease_epoch + 1, lease_expires_at=db_now(ttl))
+                  .execution_options(synchronize_session=False))
+        rows = s.execute(select(A.id, A.lease_epoch, A.desired_state)
+                         .where(A.id.in_(ids), A.owner == owner)).all()
+    return [Lease(r.id, r.lease_epoch, r.desired_state) for r in rows]
+
+
+def renew(db: Database, *, owner: str, ttl: float) -> dict[int, Lease]:
+    """Extend every lease this owner holds; returns what the database says it holds now."""
+    with db.session() as s:
+        s.execute(update(A).where(A.owner == owner).values(lease_expires_at=db_now(ttl))
+                  .execution_options(synchronize_session=False))
+        rows = s.execute(select(A.id, A.lease_epoch, A.desired_state).where(A.owner == owner)).all()
+    return {r.id: Lease(r.id, r.lease_epoch, r.desired_state) for r in rows}
+
+
+def release(db: Database, *, owner: str, leases: dict[int, int]) -> int:
+    """Give up leases ``{account_id: epoch}`` so another daemon may claim them at once."""
+    released = 0
+    if not leases:
+        return 0
+    with db.session() as s:
+        for account_id, epoch in leases.items():
+            result = s.execute(update(A).where(A.id == account_id, A.owner == owner, A.lease_epoch == epoch)
+                               .values(owner=None, lease_expires_at=None)
+                               .execution_options(synchronize_session=False))
+            released += result.rowcount
+    return released
+
+
+def release_all(db: Database, *, owner: str) -> int:
+    """Drop every lease held under this daemon's name (a previous incarnation's, at birth)."""
+    with db.session() as s:
+        result = s.execute(update(A).where(A.owner == owner).values(owner=None, lease_expires_at=None)
+                           .execution_options(synchronize_session=False))
+    return result.rowcount
+
+
+def fenced_update(session, *, account_id: int, owner: str, epoch: int, values: dict) -> bool:
+    """An UPDATE of one owned account that only applies while we still hold its lease.
+
+    False means zero rows changed: the lease is lost and the session must close at once.
+    """
+    result = session.execute(update(A).where(A.id == account_id, A.owner == owner, A.lease_epoch == epoch)
+                             .values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def fair_target(db: Database, *, heartbeat_interval: float, capacity: int) -> tuple[int, int, int]:
+    """(target, runnable accounts, live daemons): ceil(runnable / live), capped by capacity."""
+    with db.session() as s:
+        runnable = s.scalar(select(func.count()).select_from(A).where(A.desired_state == DesiredState.RUNNING))
+        live = s.scalar(select(func.count()).select_from(SessionDaemon).where(
+            SessionDaemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
+            SessionDaemon.heartbeat_at > db_now(-3 * heartbeat_interval)))
+    live = max(1, live or 0)
+    return min(capacity, math.ceil((runnable or 0) / live)), runnable or 0, live
+
+
+def explain_claim(db: Database, limit: int = 10) -> list[dict]:
+    """EXPLAIN of the claim query on MySQL/MariaDB (for tests and the benchmark)."""
+    if not is_mysql(db.engine):
+        raise ValueError("EXPLAIN of the claim query is checked on MySQL/MariaDB only")
+    with db.engine.connect() as conn:
+        compiled = claim_query(limit).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        return [dict(r._mapping) for r in conn.exec_driver_sql(f"EXPLAIN {compiled}")]

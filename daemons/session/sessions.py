@@ -1,0 +1,224 @@
+"""The sessions a daemon drives: start (staggered), react to provider events, stop, lose.
+
+The claimer decides which accounts this daemon owns; this module runs their sessions and
+writes every outcome through the fenced ``StatusWriter``. A write that finds the lease gone
+closes that session at once, with no further writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from blazzctl.db import Database
+from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
+from blazzctl.models import AccountCommand, WhatsAppAccount
+from blazzctl.providers import base as p
+from daemons.session.leases import Lease
+from daemons.session.status import LeaseLost, StatusWriter
+
+log = logging.getLogger("blazz.sessions")
+
+MAX_RESTARTS = 5  # consecutive failed starts before an account is marked failed
+
+
+@dataclass
+class Owned:
+    account_id: int
+    epoch: int
+    state: str = "queued"  # queued → starting → live; stopping
+    restarts: int = 0
+    not_before: float = 0.0  # monotonic time of the next allowed start
+
+
+class Sessions:
+    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float) -> None:
+        self.db = db
+        self.writer = writer
+        self.stagger = stagger
+        self.provider: p.Provider | None = None
+        self.owned: dict[int, Owned] = {}
+        self._wake = asyncio.Event()
+
+    # --- ownership, as decided by the claimer ----------------------------------------------
+
+    def adopt(self, lease: Lease) -> None:
+        self.owned[lease.account_id] = Owned(lease.account_id, lease.epoch)
+        self._wake.set()
+
+    def leases(self) -> dict[int, int]:
+        return {a.account_id: a.epoch for a in self.owned.values()}
+
+    async def lose(self, account_id: int) -> None:
+        """The lease is gone: close the session now and write nothing more about it."""
+        owned = self.owned.pop(account_id, None)
+        if owned is None:
+            return
+        log.warning("lease lost", extra={"account_id": account_id, "epoch": owned.epoch})
+        await self._provider_stop(account_id, checkpoint=False)
+
+    async def release(self, account_id: int, *, status: AccountStatus | None = AccountStatus.DISCONNECTED,
+                      reason: str | None = None, checkpoint: bool = True) -> None:
+        """Close the session (saving its login) and hand the lease back."""
+        owned = self.owned.get(account_id)
+        if owned is None:
+            return
+        owned.state = "stopping"
+        await self._provider_stop(account_id, checkpoint=checkpoint)
+        try:
+            await asyncio.to_thread(self.writer.set_status, account_id, owned.epoch, status or AccountStatus.DISCONNECTED,
+                                    reason=reason, release=True)
+        except LeaseLost:
+            pass
+        finally:
+            self.owned.pop(account_id, None)
+
+    async def release_all(self, *, reason: str) -> None:
+        await asyncio.gather(*(self.release(a, reason=reason) for a in list(self.owned)),
+                             return_exceptions=True)
+
+    async def close_all(self) -> None:
+        """Self-fencing: close every session without touching the database."""
+        ids = list(self.owned)
+        self.owned.clear()
+        await asyncio.gather(*(self._provider_stop(a, checkpoint=False) for a in ids), return_exceptions=True)
+
+    # --- starting ----------------------------------------------------------------------------
+
+    async def starter_loop(self, stopping: asyncio.Event) -> None:
+        """Start queued sessions one at a time, ``stagger`` seconds apart (no stampede)."""
+        while not stopping.is_set():
+            now = time.monotonic()
+            due = [a for a in self.owned.values() if a.state == "queued" and a.not_before <= now]
+            if not due:
+                self._wake.clear()
+                waits = [a.not_before - now for a in self.owned.values() if a.state == "queued"]
+                timeout = min(waits) if waits else 1.0
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, min(timeout, 1.0)))
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            await self._start(due[0])
+            if self.stagger:
+                await asyncio.sleep(self.stagger * random.uniform(0.8, 1.2))
+
+    async def _start(self, owned: Owned) -> None:
+        owned.state = "starting"
+        try:
+            spec = await asyncio.to_thread(self._spec, owned)
+            await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.STARTING,
+                                    reason="session starting")
+            await self.provider.start(spec)
+            if self.owned.get(owned.account_id) is owned and owned.state == "starting":
+                owned.state = "live"
+        except LeaseLost:
+            await self.lose(owned.account_id)
+        except Exception as exc:  # a provider failure must never take the daemon down
+            log.exception("session start failed", extra={"account_id": owned.account_id})
+            await self._failed_start(owned, f"start failed: {exc}")
+
+    def _spec(self, owned: Owned) -> p.SessionSpec:
+        with self.db.session() as s:
+            acc = s.get(WhatsAppAccount, owned.account_id)
+            pending = s.scalars(select(AccountCommand).where(
+                AccountCommand.whatsapp_account_id == owned.account_id,
+                AccountCommand.command.in_([CommandKind.CONNECT, CommandKind.RECONNECT]),
+                AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
+            ).order_by(AccountCommand.id.desc())).first()
+            pair_phone = (pending.args or {}).get("pair_phone") if pending is not None else None
+            return p.SessionSpec(account_id=acc.id, session_id=acc.session_id, workspace_id=acc.workspace_id,
+                                 name=acc.name, epoch=owned.epoch, phone_number=acc.phone_number,
+                                 pair_phone=pair_phone)
+
+    async def _failed_start(self, owned: Owned, error: str) -> None:
+        owned.restarts += 1
+        await self._provider_stop(owned.account_id, checkpoint=False)
+        try:
+            if owned.restarts >= MAX_RESTARTS:
+                await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.FAILED,
+                                        reason="too_many_restarts", last_error=error[:2000],
+                                        desired=DesiredState.STOPPED, release=True)
+                self.owned.pop(owned.account_id, None)
+                return
+            await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch,
+                                    AccountStatus.DISCONNECTED, reason="restarting", last_error=error[:2000])
+        except LeaseLost:
+            await self.lose(owned.account_id)
+            return
+        self.schedule_restart(owned)
+
+    def schedule_restart(self, owned: Owned) -> None:
+        backoff = min(60.0, 2.0 ** owned.restarts) * random.uniform(0.8, 1.2)
+        owned.state, owned.not_before = "queued", time.monotonic() + backoff
+        self._wake.set()
+
+    async def restart(self, account_id: int) -> None:
+        """Operator reconnect: stop the session (keeping its login) and start it again."""
+        owned = self.owned.get(account_id)
+        if owned is None:
+            return
+        owned.state = "stopping"
+        await self._provider_stop(account_id, checkpoint=True)
+        owned.restarts, owned.state, owned.not_before = 0, "queued", 0.0
+        self._wake.set()
+
+    # --- provider events ------------------------------------------------------------------------
+
+    async def on_event(self, event: p.ProviderEvent) -> None:
+        owned = self.owned.get(event.account_id)
+        if owned is None or owned.state == "stopping":
+            return
+        try:
+            await self._apply(owned, event)
+        except LeaseLost:
+            await self.lose(event.account_id)
+
+    async def _apply(self, owned: Owned, event: p.ProviderEvent) -> None:
+        w, a, e = self.writer, owned.account_id, owned.epoch
+        if isinstance(event, p.Qr):
+            await asyncio.to_thread(w.set_qr, a, e, event.qr, event.expires_at)
+        elif isinstance(event, p.PairingCode):
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.QR_SCANNING, reason="pairing_code",
+                                    pairing_code=event.code)
+        elif isinstance(event, p.Authenticated):
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
+        elif isinstance(event, p.Ready):
+            owned.restarts, owned.state = 0, "live"
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
+                                    push_name=event.push_name)
+            log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
+        elif isinstance(event, p.Disconnected):
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.DISCONNECTED, reason=event.reason,
+                                    last_error=event.reason)
+            if event.retry:
+                owned.restarts += 1
+                await self._provider_stop(a, checkpoint=False)
+                self.schedule_restart(owned)
+        elif isinstance(event, p.LoggedOut):
+            self.owned.pop(a, None)
+            await self._provider_stop(a, checkpoint=False)
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.LOGGED_OUT, reason=event.reason,
+                                    desired=DesiredState.STOPPED, release=True)
+        elif isinstance(event, p.Failed):
+            self.owned.pop(a, None)
+            await self._provider_stop(a, checkpoint=False)
+            await asyncio.to_thread(w.set_status, a, e, AccountStatus.FAILED, reason=event.reason,
+                                    last_error=(event.detail or event.reason)[:2000],
+                                    desired=DesiredState.STOPPED, release=True)
+            log.warning("account failed", extra={"account_id": a, "reason": event.reason})
+        else:
+            log.debug("event not handled yet", extra={"account_id": a, "event": type(event).__name__})
+
+    async def _provider_stop(self, account_id: int, *, checkpoint: bool) -> None:
+        if self.provider is None:
+            return
+        try:
+            await self.provider.stop(account_id, checkpoint=checkpoint)
+        except Exception:
+            log.exception("session stop failed", extra={"account_id": account_id})

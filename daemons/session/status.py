@@ -1,0 +1,115 @@
+"""Fenced writes of what happens to an owned account: status, QR, errors, command outcomes.
+
+Each write is one transaction conditioned on ``(owner, lease_epoch)``. When it changes no
+row the lease is lost: ``LeaseLost`` is raised, the transaction rolls back, and the caller
+closes that account's session at once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from blazzctl.db import Database, db_now
+from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
+from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount
+from blazzctl.services import accounts
+from daemons.session.leases import fenced_update
+
+
+class LeaseLost(Exception):
+    """A fenced write changed nothing: another daemon owns the account now."""
+
+    def __init__(self, account_id: int) -> None:
+        super().__init__(f"lease on account {account_id} lost")
+        self.account_id = account_id
+
+
+# Which outcome finishes which pending operator command.
+_FINISHES = {
+    AccountStatus.CONNECTED: ({CommandKind.CONNECT, CommandKind.RECONNECT}, CommandStatus.SUCCEEDED),
+    AccountStatus.FAILED: ({CommandKind.CONNECT, CommandKind.RECONNECT}, CommandStatus.FAILED),
+    AccountStatus.DISCONNECTED: ({CommandKind.DISCONNECT}, CommandStatus.SUCCEEDED),
+    AccountStatus.LOGGED_OUT: ({CommandKind.CONNECT, CommandKind.RECONNECT, CommandKind.LOGOUT},
+                               CommandStatus.SUCCEEDED),
+}
+
+
+class StatusWriter:
+    def __init__(self, db: Database, owner: str) -> None:
+        self.db = db
+        self.owner = owner
+
+    def set_status(self, account_id: int, epoch: int, status: AccountStatus, *, reason: str | None = None,
+                   release: bool = False, desired: DesiredState | None = None, **extra: Any) -> None:
+        """Record a status change (and its webhook event) in one fenced transaction."""
+        values: dict[str, Any] = {"status": status, "status_reason": reason, "status_changed_at": db_now(),
+                                  "last_activity_at": db_now(), **extra}
+        if status == AccountStatus.CONNECTED:
+            values.update(connected_at=db_now(), qr_code=None, qr_expires_at=None, pairing_code=None,
+                          last_error=None)
+        elif status in (AccountStatus.DISCONNECTED, AccountStatus.FAILED, AccountStatus.LOGGED_OUT):
+            values.update(disconnected_at=db_now(), qr_code=None, qr_expires_at=None, pairing_code=None)
+        if status == AccountStatus.LOGGED_OUT:
+            values["auth_saved_at"] = None
+        if desired is not None:
+            values["desired_state"] = desired
+        if release:
+            values.update(owner=None, lease_expires_at=None)
+        with self.db.session() as s:
+            account = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
+                                .where(WhatsAppAccount.id == account_id)).one()
+            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
+                raise LeaseLost(account_id)
+            if status == AccountStatus.CONNECTED:
+                accounts.promote_if_no_primary(s, account_id=account_id, workspace_id=account.workspace_id)
+            if status == AccountStatus.LOGGED_OUT:  # the login is gone: so are its archives
+                s.execute(delete(AuthArchive).where(AuthArchive.whatsapp_account_id == account_id))
+            finishes = _FINISHES.get(status)
+            if finishes:
+                self._finish_commands(s, account_id, finishes[0], finishes[1], reason or str(status))
+            if account.status != status:
+                _record_event(s, "account.status", account.workspace_id, account_id,
+                              {"status": str(status), "previous_status": str(account.status), "reason": reason})
+
+    def set_qr(self, account_id: int, epoch: int, qr: str, expires_at: datetime) -> None:
+        with self.db.session() as s:
+            workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
+                                               .where(WhatsAppAccount.id == account_id)).one()
+            values = {"status": AccountStatus.QR_SCANNING, "qr_code": qr, "qr_expires_at": expires_at,
+                      "last_activity_at": db_now(), "status_changed_at": db_now()}
+            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
+                raise LeaseLost(account_id)
+            if previous != AccountStatus.QR_SCANNING:
+                _record_event(s, "account.status", workspace_id, account_id,
+                              {"status": "qr_scanning", "previous_status": str(previous), "reason": None})
+            _record_event(s, "account.qr", workspace_id, account_id,
+                          {"qr": qr, "expires_at": expires_at.isoformat()})
+
+    def set_fields(self, account_id: int, epoch: int, **values: Any) -> None:
+        with self.db.session() as s:
+            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
+                raise LeaseLost(account_id)
+
+    def finish_command(self, command_id: int, status: CommandStatus, result: str | None = None) -> None:
+        with self.db.session() as s:
+            s.execute(update(AccountCommand).where(AccountCommand.id == command_id).values(
+                status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
+
+    @staticmethod
+    def _finish_commands(s, account_id: int, kinds: set[CommandKind], status: CommandStatus, result: str) -> None:
+        s.execute(update(AccountCommand).where(
+            AccountCommand.whatsapp_account_id == account_id, AccountCommand.command.in_(kinds),
+            AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
+        ).values(status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
+
+
+def _record_event(session, type_: str, workspace_id: int, account_id: int, data: dict) -> None:
+    """Queue a webhook event in this transaction (the outbox), when webhooks are built in."""
+    try:
+        from blazzctl.services import events
+    except ImportError:  # the webhook outbox is optional at this layer
+        return
+    events.record(session, type=type_, workspace_id=workspace_id, account_id=account_id, data=data)
