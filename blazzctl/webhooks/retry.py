@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from enum import StrEnum
 
 JITTER = 0.2  # each delay is spread by +/- 20 % so a burst of failures does not retry in lockstep
+RETRY_AFTER_CAP = 3600.0  # a Retry-After longer than this (and than the schedule's longest delay) is cut
 
 
 class Verdict(StrEnum):
@@ -37,7 +38,8 @@ def decide(status_code: int | None, *, attempts: int, schedule: list[float],
 
     ``schedule[n - 1]`` is the delay after the n-th failed attempt; past its end the
     delivery is dead. ``Retry-After`` (seconds or an HTTP date) is honoured: the next
-    attempt is never earlier than it asks, and never later than the schedule's longest delay.
+    attempt is never earlier than it asks, but never later than an hour or the schedule's
+    longest delay, whichever is longer (a receiver cannot park a delivery for ever).
     """
     if status_code is not None and 200 <= status_code < 300:
         return Decision(Verdict.DELIVERED)
@@ -49,7 +51,7 @@ def decide(status_code: int | None, *, attempts: int, schedule: list[float],
     delay = float(schedule[attempts - 1]) * rng.uniform(1 - JITTER, 1 + JITTER)
     asked = parse_retry_after(retry_after)
     if asked is not None:
-        delay = max(delay, min(asked, float(max(schedule))))
+        delay = max(delay, min(asked, max(RETRY_AFTER_CAP, float(max(schedule)))))
     return Decision(Verdict.RETRY, delay)
 
 
