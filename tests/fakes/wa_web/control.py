@@ -82,7 +82,10 @@ class FakeWorld(World):
                    "t": int(time.time()), "ack": 0, "notifyName": extra.pop("notifyName", f"Sender {sender[-4:]}"),
                    "quotedStanzaID": quoted, **{k: v for k, v in extra.items() if v is not None}}
             acc.data["messages"].append(msg)
-            self._push_account(phone, {"type": "message", "message": msg})
+            event = {"type": "message", "message": msg}
+            if group:
+                event["group"] = next(g for g in acc.data["groups"] if g["id"] == remote)
+            self._push_account(phone, event)
             serialized = f"false_{remote}_{mid}" + (f"_{author}" if author else "")
             return {**msg, "_serialized": serialized}
 

@@ -131,6 +131,8 @@ class Handler(BaseHTTPRequestHandler):
             if item is None:
                 raise ControlError(404, "not_found", "no such media")
             return self._send(200, item["data"], item["mimetype"] or "application/octet-stream")
+        if path == "/favicon.ico":
+            return self._send(204, b"", "image/x-icon")
         name = PAGES.get(path) or (path[len("/static/"):] if path.startswith("/static/") else None)
         file = (STATIC / name).resolve() if name else None
         if file is None or STATIC.resolve() not in file.parents or not file.is_file():
