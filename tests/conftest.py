@@ -240,3 +240,18 @@ def run_blazzctl(*args: str, env: dict | None = None, timeout: float = 60) -> Cl
     proc = subprocess.run([sys.executable, "-m", "blazzctl", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def fake_wa_web():
+    """A fake WhatsApp Web on 127.0.0.1 (``tests/fakes/wa_web``; contract in its SURFACE.md).
+
+    ``.url`` for the browser; ``.link(qr, phone)``, ``.deliver(phone, from_, body)``, ``.sent(phone)``,
+    ``.ack(phone, id, ack)``, ``.logout(phone)``, ``.conflict(phone)``, ... mirror the control API.
+    QR refs rotate every 20 s; change it with ``.set_ref_interval(seconds)``.
+    """
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    fake = FakeWhatsAppWeb(port=0, ref_interval=20.0).start()
+    yield fake
+    fake.stop()
