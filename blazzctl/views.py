@@ -30,6 +30,17 @@ def account(acc: WhatsAppAccount) -> dict[str, Any]:
     }
 
 
+def daemon(view) -> dict[str, Any]:
+    """A ``services.daemons.DaemonView``."""
+    d = view.daemon
+    return {"name": d.name, "host": d.host, "instance": d.instance, "pid": d.pid, "status": str(d.status),
+            "live": view.live, "heartbeat_at": iso(d.heartbeat_at),
+            "heartbeat_age_s": round(view.heartbeat_age, 1) if view.heartbeat_age is not None else None,
+            "accounts_owned": d.accounts_owned, "capacity": d.capacity, "rss_bytes": d.rss_bytes,
+            "process_count": d.process_count, "cpu_percent": d.cpu_percent, "version": d.version,
+            "status_text": d.status_text, "started_at": iso(d.started_at), "last_error": d.last_error}
+
+
 def audit_event(event: AuditEvent) -> dict[str, Any]:
     return {"id": event.id, "workspace_id": event.workspace_id, "os_user": event.os_user,
             "sudo_user": event.sudo_user, "command": event.command, "target_type": event.target_type,

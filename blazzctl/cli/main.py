@@ -68,6 +68,10 @@ def _register() -> None:
     for name in ("connect", "disconnect", "reconnect", "logout"):
         account.app.command(name)(getattr(connect, name))
     app.add_typer(audit.app, name="audit")
+    from blazzctl.cli import daemon, health
+
+    app.add_typer(daemon.app, name="daemon")
+    app.command("health", cls=health.HealthCommand)(health.health)
     from blazzctl.cli import webhook
     app.add_typer(webhook.app, name="webhook")
     from blazzctl.cli import units

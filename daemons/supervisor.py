@@ -1,0 +1,95 @@
+"""Run N session daemons in the foreground, for machines without systemd (development, quick start).
+
+Children run in their own process group, so a Ctrl-C reaches only the supervisor, which
+passes one SIGTERM to each child: they drain (close sessions, release leases) and exit.
+A second Ctrl-C passes a second SIGTERM, which makes the children exit at once. A child
+that dies on its own is started again after a growing backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger("blazz.supervisor")
+
+MAX_BACKOFF = 30.0
+
+
+@dataclass
+class Child:
+    instance: int
+    proc: subprocess.Popen | None = None
+    failures: int = 0
+    restart_at: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class Supervisor:
+    def __init__(self, instances: int, *, config: str | None = None, out=sys.stderr) -> None:
+        self.children = [Child(i) for i in range(1, instances + 1)]
+        self.config = config
+        self.out = out
+        self.signals = 0
+
+    def command(self, instance: int) -> list[str]:
+        cmd = [sys.executable, "-m", "daemons.session", "--instance", str(instance)]
+        return cmd + (["--config", self.config] if self.config else [])
+
+    def _spawn(self, child: Child) -> None:
+        child.proc = subprocess.Popen(self.command(child.instance), start_new_session=True)
+        child.started_at = time.monotonic()
+        self._say(f"started blazz-sessiond --instance {child.instance} (pid {child.proc.pid})")
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"daemon run: {text}\n")
+        self.out.flush()
+
+    def _on_signal(self, signum, _frame) -> None:
+        self.signals += 1
+        what = "stopping daemons (Ctrl-C again to force)" if self.signals == 1 else "forcing exit"
+        self._say(what)
+        for child in self.children:
+            if child.proc and child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for child in self.children:
+                self._spawn(child)
+            while True:
+                if self.signals:
+                    if all(c.proc is None or c.proc.poll() is not None for c in self.children):
+                        codes = [c.proc.returncode for c in self.children if c.proc]
+                        self._say("all daemons stopped")
+                        return 0 if all(code == 0 for code in codes) else 1
+                else:
+                    self._reap()
+                time.sleep(0.2)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.proc is not None and child.proc.poll() is not None:
+                code = child.proc.returncode
+                # A child that ran a while before dying gets a fresh backoff.
+                child.failures = 1 if now - child.started_at > 60 else child.failures + 1
+                delay = min(MAX_BACKOFF, 2.0 ** (child.failures - 1))
+                child.proc, child.restart_at = None, now + delay
+                self._say(f"instance {child.instance} exited with {code}; restarting in {delay:g} s")
+            elif child.proc is None and now >= child.restart_at:
+                self._spawn(child)
+
+
+def run_foreground(instances: int, config: str | None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    return Supervisor(instances, config=config).run()
