@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from blazzctl.errors import InvalidInput
 
 NAME_MAX = 100
+_PHONE_CHARS = re.compile(r"^(\+|00)?[0-9(][0-9 ().\-/]*\Z")
 
 
 def name(value: str, *, what: str = "name") -> str:
@@ -28,6 +30,12 @@ def phone_e164(value: str) -> str:
     import phonenumbers
 
     text = value.strip()
+    # Only digits and the usual separators: phonenumbers alone would accept "++62...", letters
+    # ("+1 800 FLOWERS") and extensions ("x12"), and silently store a different number.
+    if not _PHONE_CHARS.match(text):
+        raise InvalidInput(f"{value!r} is not a valid phone number",
+                           hint="Use digits, spaces, dashes, dots or parentheses and the country code, "
+                                "e.g. +62 812-3456-7890.")
     candidate = text if text.startswith("+") or text.startswith("00") else f"+{text}"
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
