@@ -1,0 +1,380 @@
+"""The fake WhatsApp Web, driven by real Chromium through the in-page surface in its SURFACE.md."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.wa_web import WA_VERSION, ControlError
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+PHONE = "+4915550001"
+
+# Records Socket/Conn/Cmd/Msg events from the first moment `window.require` exists (as a driver's
+# init script would), into window.__rec.
+RECORDER = """
+(() => {
+  window.__rec = [];
+  const rec = (...e) => window.__rec.push(e);
+  let real;
+  Object.defineProperty(window, 'require', { configurable: true, get() { return real; }, set(fn) {
+    real = fn;
+    const S = fn('WAWebSocketModel').Socket;
+    rec('state', S.state);
+    S.on('change:state', (m, s) => rec('state', s));
+    S.on('change:hasSynced', (m, v) => rec('synced', v));
+    fn('WAWebConnModel').Conn.on('change:ref', (m, ref) => rec('ref', ref === undefined ? null : ref));
+    fn('WAWebCmd').Cmd.on('logout logout_from_bridge', () => rec('logout'));
+    const C = fn('WAWebCollections');
+    C.Msg.on('add', (m) => rec('add', m.serialize()));
+    C.Msg.on('change:ack', (m, ack) => rec('ack', m.id._serialized, ack));
+  }});
+})();
+"""
+
+QR_JS = """async () => {
+  const r = window.require, b64 = r('WABase64').encodeB64;
+  const noise = await r('WAWebUserPrefsInfoStore').waNoiseInfo.get();
+  const reg = await r('WAWebSignalStoreApi').waSignalStore.getRegistrationInfo();
+  const adv = await r('WAWebAdvSignatureApi').getADVSecretKey();
+  return [r('WAWebConnModel').Conn.ref, b64(noise.staticKeyPair.pubKey), b64(reg.identityKeyPair.pubKey), adv,
+          r('WAWebCompanionRegClientUtils').DEVICE_PLATFORM].join(',');
+}"""
+
+SEND_JS = """async ({to, body, quoted}) => {
+  const r = window.require;
+  const wid = r('WAWebWidFactory').createWid(to);
+  const chat = r('WAWebCollections').Chat.get(wid) || (await r('WAWebFindChatAction').findOrCreateLatestChat(wid)).chat;
+  const MsgKey = r('WAWebMsgKey');
+  const me = r('WAWebUserPrefsMeUser').getMaybeMePnUser();
+  const key = new MsgKey({from: me, to: chat.id, id: await MsgKey.newId(), selfDir: 'out'});
+  let extra = {};
+  if (quoted) {
+    const q = r('WAWebCollections').Msg.get(quoted);
+    if (r('WAWebMsgReply').canReplyMsg(q.unsafe())) extra = q.msgContextInfo(chat);
+  }
+  const msg = {id: key, ack: 0, body, from: me, to: chat.id, local: true, self: 'out',
+               t: Math.floor(Date.now() / 1000), isNewMsg: true, type: 'chat', ...extra};
+  const [msgPromise, sendPromise] = r('WAWebSendMsgChatAction').addAndSendMsgToChat(chat, msg);
+  await msgPromise; await sendPromise;
+  return r('WAWebCollections').Msg.get(key._serialized).serialize();
+}"""
+
+SEND_MEDIA_JS = """async ({to, b64data, mimetype, filename, caption}) => {
+  const r = window.require;
+  const bytes = Uint8Array.from(atob(b64data), (c) => c.charCodeAt(0));
+  const file = new File([bytes], filename, {type: mimetype});
+  const OpaqueData = r('WAWebMediaOpaqueData');
+  const opaque = await OpaqueData.createFromData(file, file.type);
+  const prep = r('WAWebPrepRawMedia').prepRawMedia(opaque, {asDocument: false});
+  const mediaData = await prep.waitForPrep();
+  const mediaObject = r('WAWebMediaStorage').getOrCreateMediaObject(mediaData.filehash);
+  const mediaType = r('WAWebMmsMediaTypes').msgToMediaType({type: mediaData.type, isGif: mediaData.isGif});
+  if (!(mediaData.mediaBlob instanceof OpaqueData)) throw new Error('mediaBlob is not OpaqueData');
+  mediaData.renderableUrl = mediaData.mediaBlob.url();
+  mediaObject.consolidate(mediaData.toJSON());
+  mediaData.mediaBlob.autorelease();
+  const {mediaEntry} = await r('WAWebMediaMmsV4Upload').uploadMedia({mimetype: mediaData.mimetype, mediaObject, mediaType});
+  mediaData.set({clientUrl: mediaEntry.mmsUrl, directPath: mediaEntry.directPath, mediaKey: mediaEntry.mediaKey,
+                 mediaKeyTimestamp: mediaEntry.mediaKeyTimestamp, filehash: mediaObject.filehash,
+                 encFilehash: mediaEntry.encFilehash, uploadhash: mediaEntry.uploadHash, size: mediaObject.size});
+  const wid = r('WAWebWidFactory').createWid(to);
+  const chat = (await r('WAWebFindChatAction').findOrCreateLatestChat(wid)).chat;
+  const MsgKey = r('WAWebMsgKey'), me = r('WAWebUserPrefsMeUser').getMaybeMePnUser();
+  const key = new MsgKey({from: me, to: chat.id, id: await MsgKey.newId(), selfDir: 'out'});
+  const [p1, p2] = r('WAWebSendMsgChatAction').addAndSendMsgToChat(chat, {
+    ...mediaData, id: key, ack: 0, from: me, to: chat.id, local: true, self: 'out', t: Math.floor(Date.now() / 1000),
+    isNewMsg: true, caption, body: ''});
+  await p1; await p2;
+  return key._serialized;
+}"""
+
+
+# ----- helpers ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def playwright():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def launch(playwright, tmp_path):
+    """launch(profile_dir) → (context, page) on a persistent Chromium profile, recorder installed."""
+    contexts = []
+
+    def _launch(profile: Path | None = None):
+        profile = profile or tmp_path / f"profile{len(contexts)}"
+        ctx = playwright.chromium.launch_persistent_context(str(profile), executable_path=CHROMIUM, args=FLAGS,
+                                                            headless=True)
+        ctx.add_init_script(RECORDER)
+        contexts.append(ctx)
+        return ctx, ctx.pages[0] if ctx.pages else ctx.new_page()
+
+    yield _launch
+    for ctx in contexts:
+        try:
+            ctx.close()
+        except Exception:  # already closed by the test
+            pass
+
+
+def socket_state(page) -> str:
+    return page.evaluate("window.require('WAWebSocketModel').Socket.state")
+
+
+def wait_state(page, *states: str, timeout: float = 15_000) -> str:
+    page.wait_for_function("(states) => window.require && states.includes(window.require('WAWebSocketModel').Socket.state)",
+                           arg=list(states), timeout=timeout)
+    return socket_state(page)
+
+
+def records(page, kind: str) -> list:
+    return [r[1:] for r in page.evaluate("window.__rec") if r[0] == kind]
+
+
+def boot_unpaired(page, fake) -> str:
+    page.goto(fake.url)
+    page.wait_for_function("window.Debug?.VERSION != undefined", timeout=15_000)
+    wait_state(page, "UNPAIRED")
+    return page.evaluate(QR_JS)
+
+
+def link(page, fake, phone: str = PHONE) -> None:
+    fake.link(boot_unpaired(page, fake), phone)
+    page.wait_for_function("window.require('WAWebSocketModel').Socket.hasSynced === true", timeout=15_000)
+
+
+def control(fake, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    req = urllib.request.Request(fake.url + path.lstrip("/"), method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as res:
+            return res.status, json.loads(res.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+# ----- boot and QR --------------------------------------------------------------------------------
+def test_boot_shows_five_field_qr_and_refs_rotate(fake_wa_web, launch):
+    fake_wa_web.set_ref_interval(1.0)
+    _, page = launch()
+    qr = boot_unpaired(page, fake_wa_web)
+
+    assert page.evaluate("window.Debug.VERSION") == WA_VERSION
+    assert records(page, "state")[:3] == [["UNLAUNCHED"], ["OPENING"], ["UNPAIRED"]]
+    ref, noise, identity, adv, platform = qr.split(",")
+    assert ref.startswith("2@") and platform == "1"
+    for key in (noise, identity, adv):
+        assert len(key) == 44 and len(base64.b64decode(key)) == 32
+
+    page.wait_for_function("window.__rec.filter(r => r[0] === 'ref').length >= 3", timeout=10_000)  # 2 rotations
+    rotated = page.evaluate(QR_JS).split(",")
+    assert rotated[0] != ref and rotated[1:] == [noise, identity, adv, platform]
+
+    # the current ref and the one before it scan; older ones are expired, unknown ones 404
+    with pytest.raises(ControlError) as err:
+        fake_wa_web.link(qr, PHONE)
+    assert (err.value.status, err.value.code) == (409, "expired_ref")
+    status, body = control(fake_wa_web, "POST", "/control/link", {"qr": "2@nope," + qr.split(",", 1)[1], "phone": PHONE})
+    assert (status, body["error"]) == (404, "unknown_ref")
+    status, body = control(fake_wa_web, "POST", "/control/link", {"qr": "2@x,y", "phone": PHONE})
+    assert (status, body["error"]) == (400, "invalid_qr")
+
+
+def test_pairing_code_links_the_page(fake_wa_web, launch):
+    _, page = launch()
+    boot_unpaired(page, fake_wa_web)
+    code = page.evaluate("""async (phone) => {
+        const api = window.require('WAWebAltDeviceLinkingApi');
+        api.setPairingType('ALT_DEVICE_LINKING');
+        await api.initializeAltDeviceLinking();
+        return await api.startAltLinkingFlow(phone, true);
+    }""", "4915550007")
+    assert len(code) == 8 and code.isalnum() and code.upper() == code
+    with pytest.raises(ControlError) as err:
+        fake_wa_web.link(code=code, phone="+4915550008")
+    assert err.value.code == "phone_mismatch"
+    assert fake_wa_web.link(code=f"{code[:4]}-{code[4:]}")["phone"] == "4915550007"
+    assert wait_state(page, "CONNECTED") == "CONNECTED"
+
+
+# ----- linked: sync, messages, sending, acks ------------------------------------------------------
+def test_link_connects_syncs_and_exposes_account_data(fake_wa_web, launch):
+    fake_wa_web.seed(PHONE, chats=3, groups=1, participants=4)
+    _, page = launch()
+    link(page, fake_wa_web)
+
+    assert records(page, "state")[-2:] == [["PAIRING"], ["CONNECTED"]]
+    assert records(page, "synced") == [[True]]
+    assert records(page, "ref")[-1] == [None]  # the ref is cleared after the scan
+    info = page.evaluate("""() => { const r = window.require;
+        return {me: r('WAWebUserPrefsMeUser').getMaybeMePnUser()._serialized,
+                lid: r('WAWebUserPrefsMeUser').getMaybeMeLidUser()._serialized,
+                conn: r('WAWebConnModel').Conn.serialize()}; }""")
+    assert info["me"] == "4915550001@c.us" and info["lid"].endswith("@lid")
+    assert info["conn"]["pushname"] and info["conn"]["platform"] == "android"
+
+    data = page.evaluate("""() => { const C = window.require('WAWebCollections');
+        const g = C.Chat.getModelsArray().find(c => c.isGroup);
+        return {chats: C.Chat.length, contacts: C.Contact.length, group: g.serialize(),
+                title: g.formattedTitle, meta: g.groupMetadata.serialize(),
+                contact: C.Contact.getModelsArray()[0].serialize()}; }""")
+    assert data["chats"] == 4 and data["contacts"] >= 4
+    assert data["group"]["id"]["server"] == "g.us" and data["title"] == "Group 0"
+    assert len(data["meta"]["participants"]) == 4
+    assert {"id", "isAdmin", "isSuperAdmin"} <= set(data["meta"]["participants"][0])
+    assert data["contact"]["id"]["_serialized"].endswith("@c.us") and data["contact"]["pushname"]
+
+
+def test_messages_sending_acks_and_number_checks(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+
+    incoming = fake_wa_web.deliver(PHONE, "+4915550002", "hello", id="ABCDEF0123456789")
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add')")
+    [[msg]] = records(page, "add")
+    assert msg["id"]["_serialized"] == incoming["_serialized"] == "false_4915550002@c.us_ABCDEF0123456789"
+    assert (msg["from"]["_serialized"], msg["to"]["_serialized"]) == ("4915550002@c.us", "4915550001@c.us")
+    assert (msg["body"], msg["type"], msg["isNewMsg"], msg["ack"]) == ("hello", "chat", True, 0)
+    assert abs(msg["t"] - time.time()) < 60
+
+    fake_wa_web.deliver(PHONE, "4915550002", "hello", id="ABCDEF0123456789")  # delivered twice
+    fake_wa_web.deliver(PHONE, "4915550003", "in a group", group="120363000000000099")
+    page.wait_for_function("window.__rec.filter(r => r[0] === 'add').length === 3")
+    adds = [r[0] for r in records(page, "add")]
+    assert adds[1]["id"]["_serialized"] == incoming["_serialized"]
+    group_msg = adds[2]
+    assert group_msg["id"]["_serialized"].endswith("_4915550003@c.us")
+    assert group_msg["from"]["_serialized"] == "120363000000000099@g.us"
+    assert group_msg["author"]["_serialized"] == "4915550003@c.us"
+
+    sent = page.evaluate(SEND_JS, {"to": "4915550002@c.us", "body": "hi back", "quoted": incoming["_serialized"]})
+    assert sent["id"]["fromMe"] is True and sent["ack"] == 1
+    [record] = fake_wa_web.sent("4915550001")
+    assert (record["to"], record["body"], record["type"], record["quoted_id"]) == (
+        "4915550002@c.us", "hi back", "chat", "ABCDEF0123456789")
+    assert record["id"] == sent["id"]["_serialized"]
+
+    status, body = control(fake_wa_web, "POST", "/control/ack", {"phone": PHONE, "id": record["msg_id"], "ack": 3})
+    assert status == 200
+    page.wait_for_function("window.__rec.some(r => r[0] === 'ack' && r[2] === 3)")
+    assert records(page, "ack")[-1] == [sent["id"]["_serialized"], 3]
+
+    media_id = page.evaluate(SEND_MEDIA_JS, {"to": "4915550002@c.us", "b64data": base64.b64encode(b"%PDF-1.4 fake").decode(),
+                                             "mimetype": "application/pdf", "filename": "a.pdf", "caption": "the file"})
+    status, body = control(fake_wa_web, "GET", "/control/sent?phone=4915550001")
+    media = body["messages"][-1]
+    assert media["id"] == media_id and media["type"] == "document" and media["caption"] == "the file"
+    assert media["media"]["mimetype"] == "application/pdf" and media["media"]["size"] == 13
+
+    fake_wa_web.not_on_whatsapp("+4915550404")
+    exists = page.evaluate("""async () => { const r = window.require, W = r('WAWebWidFactory');
+        const q = r('WAWebQueryExistsJob');
+        const yes = await q.queryWidExists(W.createWid('4915550002@c.us'));
+        const no = await q.queryWidExists(W.createWid('4915550404@c.us'));
+        let invalid; try { W.createWid('not a number'); } catch (e) { invalid = e.message; }
+        return {yes: yes && yes.wid._serialized, no, invalid}; }""")
+    assert exists == {"yes": "4915550002@c.us", "no": None, "invalid": "wid error: invalid wid"}
+
+
+# ----- losing the session ------------------------------------------------------------------------
+def test_logout_from_phone_clears_the_login(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    with page.expect_navigation(url="**/?post_logout=1", timeout=10_000):
+        fake_wa_web.logout(PHONE)
+    assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+    page.reload()
+    assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+    assert page.evaluate("localStorage.getItem('WASession')") is None
+
+
+def test_conflict_then_takeover(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    fake_wa_web.conflict(PHONE)
+    assert wait_state(page, "CONFLICT") == "CONFLICT"
+    page.evaluate("window.require('WAWebSocketModel').Socket.takeover()")
+    assert wait_state(page, "CONNECTED") == "CONNECTED"
+    fake_wa_web.deliver(PHONE, "4915550002", "after takeover")
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add' && r[1].body === 'after takeover')")
+
+
+def test_slow_boot_and_reload_hooks(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    fake_wa_web.slow_boot(2.0)
+    with page.expect_navigation(timeout=10_000):
+        assert fake_wa_web.reload(PHONE) == {"pages": 1}
+    assert page.evaluate("window.Debug?.VERSION") is None  # the bundle is still loading
+    page.wait_for_function("window.Debug?.VERSION != undefined", timeout=10_000)
+    fake_wa_web.slow_boot(0)
+    assert wait_state(page, "CONNECTED") == "CONNECTED"
+
+
+# ----- the login lives in the profile (IndexedDB key + Local Storage) ---------------------------
+def _copy_login(src: Path, dst: Path, parts=("IndexedDB", "Local Storage")) -> Path:
+    for part in parts:
+        shutil.copytree(src / "Default" / part, dst / "Default" / part)
+    return dst
+
+
+def test_copied_profile_restores_the_login_and_nothing_else_does(fake_wa_web, launch, tmp_path):
+    ctx, page = launch(tmp_path / "original")
+    link(page, fake_wa_web)
+    ctx.close()
+
+    _, page = launch(_copy_login(tmp_path / "original", tmp_path / "copy"))
+    page.goto(fake_wa_web.url)
+    page.wait_for_function("window.require('WAWebSocketModel').Socket.hasSynced === true", timeout=15_000)
+    assert [s for [s] in records(page, "state")] == ["UNLAUNCHED", "OPENING", "CONNECTED"]
+    assert records(page, "ref") == []
+    key = page.evaluate("""() => new Promise((resolve) => {
+        const open = indexedDB.open('wawc_db_enc');
+        open.onsuccess = () => open.result.transaction('keys').objectStore('keys').get('main').onsuccess =
+            (e) => resolve({type: e.target.result.type, extractable: e.target.result.extractable}); })""")
+    assert key == {"type": "secret", "extractable": False}
+    page.context.close()
+
+    _, page = launch(_copy_login(tmp_path / "original", tmp_path / "ls-only", parts=("Local Storage",)))
+    page.goto(fake_wa_web.url)
+    assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+    _, page = launch(tmp_path / "fresh")
+    page.goto(fake_wa_web.url)
+    assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+
+
+# ----- control API without a browser -------------------------------------------------------------
+def test_control_api_errors_and_phone_formats(fake_wa_web):
+    status, body = control(fake_wa_web, "POST", "/control/message", {"phone": "+4915550001", "from": "4915550002"})
+    assert (status, body["error"]) == (404, "unknown_account")
+    status, body = control(fake_wa_web, "POST", "/control/seed", {"phone": "+4915550001", "chats": 2, "groups": 1})
+    assert status == 200 and body["chats"] == 3
+    status, _ = control(fake_wa_web, "POST", "/control/message", {"phone": "4915550001", "from": "+4915550002", "body": "x"})
+    assert status == 200
+    status, body = control(fake_wa_web, "POST", "/control/message", {"phone": "call me", "from": "1"})
+    assert (status, body["error"]) == (400, "invalid_phone")
+    status, body = control(fake_wa_web, "POST", "/control/ack", {"phone": PHONE, "id": "nope", "ack": 2})
+    assert (status, body["error"]) == (404, "unknown_message")
+    status, body = control(fake_wa_web, "POST", "/control/seed", {"phone": PHONE, "bogus": 1})
+    assert (status, body["error"]) == (400, "invalid_request")
+    status, body = control(fake_wa_web, "GET", "/control/state")
+    assert status == 200 and body["accounts"]["4915550001"]["chats"] == 4
+    with urllib.request.urlopen(fake_wa_web.url + "phone") as res:
+        assert b"QR string" in res.read()
