@@ -7,6 +7,9 @@ closes that account's session at once.
 
 from __future__ import annotations
 
+import functools
+import random
+import time
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +17,8 @@ from sqlalchemy import delete, select, update
 
 from blazzctl.db import Database, db_now
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
-from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount
+from blazzctl.errors import Conflict
+from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount, Workspace
 from blazzctl.services import accounts
 from daemons.session.leases import fenced_update
 
@@ -37,11 +41,29 @@ _FINISHES = {
 }
 
 
+CONFLICT_ATTEMPTS = 5  # a deadlock or lock wait timeout rolls the write back: run it again
+
+
+def _retry_conflicts(write):
+    """Run a fenced write again when the database rolled it back on a deadlock (never drop an outcome)."""
+    @functools.wraps(write)
+    def run(*args, **kwargs):
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return write(*args, **kwargs)
+            except Conflict:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * 2 ** attempt * random.uniform(0.5, 1.0))
+    return run
+
+
 class StatusWriter:
     def __init__(self, db: Database, owner: str) -> None:
         self.db = db
         self.owner = owner
 
+    @_retry_conflicts
     def set_status(self, account_id: int, epoch: int, status: AccountStatus, *, reason: str | None = None,
                    release: bool = False, desired: DesiredState | None = None, **extra: Any) -> None:
         """Record a status change (and its webhook event) in one fenced transaction."""
@@ -61,6 +83,11 @@ class StatusWriter:
         with self.db.session() as s:
             account = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
                                 .where(WhatsAppAccount.id == account_id)).one()
+            if status == AccountStatus.CONNECTED:
+                # Lock the workspace before the account: on MariaDB the account UPDATE takes a shared
+                # lock on its workspace row (foreign key), and two connects of one workspace that
+                # then both asked promote_if_no_primary for the exclusive lock would deadlock.
+                s.execute(select(Workspace.id).where(Workspace.id == account.workspace_id).with_for_update())
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
                 raise LeaseLost(account_id)
             if status == AccountStatus.CONNECTED:
@@ -74,6 +101,7 @@ class StatusWriter:
                 _record_event(s, "account.status", account.workspace_id, account_id,
                               {"status": str(status), "previous_status": str(account.status), "reason": reason})
 
+    @_retry_conflicts
     def set_qr(self, account_id: int, epoch: int, qr: str, expires_at: datetime) -> None:
         with self.db.session() as s:
             workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
@@ -88,6 +116,7 @@ class StatusWriter:
             _record_event(s, "account.qr", workspace_id, account_id,
                           {"qr": qr, "expires_at": expires_at.isoformat()})
 
+    @_retry_conflicts
     def set_fields(self, account_id: int, epoch: int, **values: Any) -> None:
         with self.db.session() as s:
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
