@@ -222,7 +222,9 @@
       failures = 0;
       for (const ev of events) {
         app.after = Math.max(app.after, ev.seq);
-        if ((await handle(ev)) === "stop") return;
+        let outcome;
+        try { outcome = await handle(ev); } catch (err) { console.error("handling", ev.type, "failed:", err); }
+        if (outcome === "stop") return;
       }
     }
   }

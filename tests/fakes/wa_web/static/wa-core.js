@@ -139,7 +139,7 @@
     }
     get(key) { return this[key]; }
     set(attrs, opts) {
-      if (typeof attrs === "string") attrs = { [attrs]: opts, }, opts = arguments[2];
+      if (typeof attrs === "string") { attrs = { [attrs]: opts }; opts = arguments[2]; }  // set(key, value, opts)
       const changed = [];
       for (const [k, v] of Object.entries(attrs || {})) {
         if (this[k] === v) continue;
