@@ -1,0 +1,146 @@
+"""`blazzctl webhook`: exit codes, JSON keys, secrets shown only by add, test and redeliver."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from standardwebhooks import Webhook
+
+from blazzctl.db import Database
+from blazzctl.services import schema
+from tests.fakes.webhook_receiver import Receiver
+from tests.webhook_support import DispatcherThread, fast_settings, wait_until
+
+ENDPOINT_KEYS = ["id", "workspace_id", "url", "events", "active", "created_at"]
+DELIVERY_KEYS = ["id", "endpoint_id", "event_id", "type", "status", "attempts", "next_attempt_at",
+                 "last_status_code", "last_error", "created_at", "delivered_at"]
+
+
+@pytest.fixture
+def url(sqlite_url):
+    db = Database(sqlite_url)
+    schema.upgrade(db)
+    db.dispose()
+    return sqlite_url
+
+
+@pytest.fixture
+def wcli(cli, url):
+    """The CLI on a migrated SQLite database with a workspace "acme"."""
+    def run(*args, **kw):
+        return cli(*args, db=url, **kw)
+
+    assert run("workspace", "create", "acme").code == 0
+    return run
+
+
+def test_add_shows_the_secret_once_and_list_never(wcli):
+    added = wcli("webhook", "add", "--workspace", "acme", "http://127.0.0.1:8080/hook", "--json")
+    assert added.code == 0, added
+    view = added.json()
+    assert list(view) == ENDPOINT_KEYS + ["secret"]
+    assert view["events"] is None and view["active"] is True
+    assert view["secret"].startswith("whsec_") and len(base64.b64decode(view["secret"][6:])) == 32
+    listed = wcli("webhook", "list", "--json")
+    assert [list(r) for r in listed.json()] == [ENDPOINT_KEYS]
+    assert view["secret"] not in listed.stdout
+    assert view["secret"] not in wcli("webhook", "list").stdout
+    assert view["secret"] not in wcli("webhook", "deliveries", "--json").stdout
+    assert view["secret"] in wcli("webhook", "add", "--workspace", "acme", "https://example.com/h",
+                                  "--secret", view["secret"]).stdout
+
+
+def test_events_filter_and_given_secret(wcli):
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    view = wcli("webhook", "add", "-w", "acme", "https://example.com/h", "--events",
+                "message.received, message.status", "--secret", secret, "--json").json()
+    assert view["events"] == ["message.received", "message.status"] and view["secret"] == secret
+
+
+@pytest.mark.parametrize("bad_url", ["ftp://example.com/h", "example.com/hook", "http://", "https:///path",
+                                     "http://exa mple.com/", "javascript:alert(1)", "http://host:99999/"])
+def test_invalid_urls_exit_2(wcli, bad_url):
+    result = wcli("webhook", "add", "--workspace", "acme", bad_url)
+    assert result.code == 2 and "error:" in result.stderr, result
+    assert wcli("webhook", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--events", "message.deleted"], 2, "unknown event type"),
+    (["--secret", "hunter2"], 2, "whsec_"),
+    (["--workspace", "nope"], 3, "workspace 'nope' not found"),
+])
+def test_add_errors(wcli, args, code, message):
+    base = ["webhook", "add", "http://127.0.0.1:1/h"]
+    if "--workspace" not in args:
+        base += ["--workspace", "acme"]
+    result = wcli(*base, *args)
+    assert result.code == code and message in result.stderr, result
+    assert "hunter2" not in result.stderr
+
+
+def test_loopback_and_private_addresses_are_allowed(wcli):
+    for target in ("http://127.0.0.1:9000/h", "http://10.1.2.3/h", "https://[::1]:8443/h", "http://localhost/h"):
+        assert wcli("webhook", "add", "-w", "acme", target).code == 0
+
+
+def test_remove(wcli):
+    ep = wcli("webhook", "add", "-w", "acme", "http://127.0.0.1:1/h", "--json").json()["id"]
+    assert wcli("webhook", "remove", str(ep)).code == 0
+    assert wcli("webhook", "list", "--json").json() == []
+    result = wcli("webhook", "remove", str(ep))
+    assert result.code == 3 and "not found" in result.stderr
+
+
+def test_test_reports_the_answer_and_signs(wcli):
+    with Receiver() as receiver:
+        view = wcli("webhook", "add", "-w", "acme", receiver.url, "--events", "message.received", "--json").json()
+        result = wcli("webhook", "test", str(view["id"]), "--json")
+        assert result.code == 0, result
+        out = result.json()
+        assert out["status"] == "delivered" and out["last_status_code"] == 200 and out["type"] == "webhook.test"
+        (request,) = receiver.requests
+        event = Webhook(view["secret"]).verify(request.body, request.headers)
+        assert event["type"] == "webhook.test" and event["id"] == out["event_id"]
+        assert event["sequence"] is None and event["whatsapp_account_id"] is None
+
+
+def test_test_of_a_failing_receiver_exits_1_and_stays_queued(wcli):
+    with Receiver(lambda r: (500, {})) as receiver:
+        ep = wcli("webhook", "add", "-w", "acme", receiver.url, "--json").json()["id"]
+        result = wcli("webhook", "test", str(ep))
+        assert result.code == 1 and "did not accept" in result.stderr
+    (row,) = wcli("webhook", "deliveries", "--json").json()
+    assert list(row) == DELIVERY_KEYS
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("pending", 1, 500)
+    assert wcli("webhook", "test", "999").code == 3
+
+
+def test_deliveries_filters_and_errors(wcli):
+    assert wcli("webhook", "deliveries", "--status", "lost").code == 2
+    assert wcli("webhook", "deliveries", "--status", "dead", "--json").json() == []
+    assert wcli("webhook", "redeliver").code == 2
+    assert wcli("webhook", "redeliver", "42").code == 3
+    assert wcli("webhook", "redeliver", "42", "--dead").code == 2
+    assert wcli("webhook", "redeliver", "--dead", "--endpoint", "42").code == 3
+
+
+def test_dead_letters_are_redelivered_from_the_cli(wcli, url):
+    healthy = {"on": False}
+    with Receiver(lambda r: (200, {}) if healthy["on"] else (503, {})) as receiver:
+        ep = wcli("webhook", "add", "-w", "acme", receiver.url, "--json").json()["id"]
+        wcli("webhook", "test", str(ep))
+        db = Database(url)
+        try:
+            with DispatcherThread(db, fast_settings(retry_schedule=[0.05, 0.05])):
+                assert wait_until(lambda: wcli("webhook", "deliveries", "--status", "dead", "--json").json())
+                healthy["on"] = True
+                redone = wcli("webhook", "redeliver", "--dead", "--endpoint", str(ep), "--json")
+                assert redone.code == 0 and redone.json()["redelivered"] == 1
+                assert wait_until(lambda: wcli("webhook", "deliveries", "--status", "delivered", "--json").json())
+        finally:
+            db.dispose()
+    (row,) = wcli("webhook", "deliveries", "--json").json()
+    assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
+    assert len(receiver.ids()) == 1 and len(receiver.requests) == 4
