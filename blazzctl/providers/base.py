@@ -100,6 +100,14 @@ class AckEvent(ProviderEvent):
 Emit = Callable[[ProviderEvent], Awaitable[None]]
 
 
+class SessionNotReady(Exception):
+    """The session cannot take calls now (not connected yet, or its page is gone)."""
+
+
+class Unsupported(Exception):
+    """This provider has no such capability."""
+
+
 class Provider(abc.ABC):
     """One per daemon; drives every session the daemon owns."""
 
@@ -135,19 +143,19 @@ class Provider(abc.ABC):
         return set()
 
     async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
-        raise NotImplementedError(f"{type(self).__name__} cannot send messages")
+        raise Unsupported(f"{type(self).__name__} cannot send messages")
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
-        raise NotImplementedError(f"{type(self).__name__} cannot check numbers")
+        raise Unsupported(f"{type(self).__name__} cannot check numbers")
 
     async def list_chats(self, account_id: int) -> list[dict[str, Any]]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list chats")
+        raise Unsupported(f"{type(self).__name__} cannot list chats")
 
     async def list_contacts(self, account_id: int) -> list[dict[str, Any]]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list contacts")
+        raise Unsupported(f"{type(self).__name__} cannot list contacts")
 
     async def list_groups(self, account_id: int) -> list[dict[str, Any]]:
-        raise NotImplementedError(f"{type(self).__name__} cannot list groups")
+        raise Unsupported(f"{type(self).__name__} cannot list groups")
 
 
 DEFAULT_DRIVERS = {"webjs": "blazzctl.providers.webjs:WebjsProvider"}

@@ -1,0 +1,117 @@
+"""The built-in provider: WhatsApp Web in Chromium, driven by Playwright, one profile per account."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from blazzctl import keys
+from blazzctl.providers import base as p
+from blazzctl.providers.webjs.session import WebjsSession
+
+log = logging.getLogger("blazz.webjs")
+
+# Headless Chromium as root on a server: no GPU, no background traffic to Google (this
+# network refuses it anyway), no first-run UI, small shared memory.
+BASE_FLAGS = [
+    "--disable-gpu", "--disable-quic", "--no-first-run", "--no-default-browser-check",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio", "--disable-breakpad",
+    "--disable-blink-features=AutomationControlled",
+    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+    "--renderer-process-limit=1", "--disk-cache-size=1048576",
+]
+# WhatsApp Web refuses browsers it does not support; a headless UA says "HeadlessChrome".
+DEFAULT_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                      "Chrome/138.0.0.0 Safari/537.36")
+
+
+class WebjsProvider(p.Provider):
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.sessions: dict[int, WebjsSession] = {}
+        self._playwright = None
+        self._key: keys.SessionKey | None = None
+
+    def flags(self) -> list[str]:
+        flags = list(BASE_FLAGS)
+        if os.geteuid() == 0:  # Chromium's sandbox cannot run as root
+            flags.append("--no-sandbox")
+        return flags + list(self.settings.launch_args)
+
+    def key(self) -> keys.SessionKey:
+        if self._key is None:
+            configured = getattr(self.secrets, "session_key_file", None)
+            self._key = keys.resolve(configured, self.state_dir.parent)
+        return self._key
+
+    async def open(self) -> None:
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+
+    async def close(self) -> None:
+        for account_id in list(self.sessions):
+            await self.stop(account_id, checkpoint=False)
+        if self._playwright is not None:
+            await self._playwright.stop()
+
+    async def launch_context(self, profile_dir: Path):
+        profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return await self._playwright.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=self.settings.chromium_path, headless=self.settings.headless,
+            args=self.flags(), user_agent=self.settings.user_agent or DEFAULT_USER_AGENT,
+            viewport={"width": 1280, "height": 800}, timeout=self.settings.start_timeout * 1000)
+
+    def running(self) -> set[int]:
+        return set(self.sessions)
+
+    async def start(self, spec: p.SessionSpec) -> None:
+        old = self.sessions.pop(spec.account_id, None)
+        if old is not None:
+            await old.close(checkpoint=False)
+        session = WebjsSession(self, spec)
+        self.sessions[spec.account_id] = session
+        try:
+            await session.launch()
+        except Exception:
+            self.sessions.pop(spec.account_id, None)
+            await session.close(checkpoint=False)
+            raise
+
+    async def stop(self, account_id: int, *, checkpoint: bool = True) -> None:
+        session = self.sessions.pop(account_id, None)
+        if session is not None:
+            await session.close(checkpoint=checkpoint)
+
+    async def logout(self, account_id: int) -> None:
+        session = self.sessions.pop(account_id, None)
+        if session is not None:
+            await session.logout()
+
+    def _session(self, account_id: int) -> WebjsSession:
+        session = self.sessions.get(account_id)
+        if session is None:
+            raise p.SessionNotReady(f"account {account_id} has no session in this daemon")
+        return session
+
+    async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
+        session = self._session(account_id)
+        args = {"to": message["to"], "body": message.get("body") or "", "msgId": message.get("msg_id"),
+                "quotedId": message.get("quoted_id"),
+                "media": session.media_payload(message["media"]) if message.get("media") else None}
+        return await session.call("sendMessage", args)
+
+    async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
+        return bool(await self._session(account_id).call("numberExists", phone))
+
+    async def list_chats(self, account_id: int) -> list[dict[str, Any]]:
+        return await self._session(account_id).call("listChats", 0, timeout=300)
+
+    async def list_contacts(self, account_id: int) -> list[dict[str, Any]]:
+        return await self._session(account_id).call("listContacts", timeout=300)
+
+    async def list_groups(self, account_id: int) -> list[dict[str, Any]]:
+        return await self._session(account_id).call("listGroups", timeout=300)
