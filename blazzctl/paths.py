@@ -21,8 +21,12 @@ def config_home() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / "blazz"
 
 
-def daemon_state_dir(configured: str | None, instance: int) -> Path:
-    """A daemon instance's own directory: $STATE_DIRECTORY (systemd), else config, else XDG."""
+def daemon_state_base(configured: str | None) -> Path:
+    """Where session daemons keep state: $STATE_DIRECTORY (systemd), else config, else XDG."""
     systemd_dir = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
-    base = Path(systemd_dir) if systemd_dir else Path(configured).expanduser() if configured else state_home()
-    return base / f"session-{instance}"
+    return Path(systemd_dir) if systemd_dir else Path(configured).expanduser() if configured else state_home()
+
+
+def daemon_state_dir(configured: str | None, instance: int) -> Path:
+    """A daemon instance's own directory (Chromium profiles), below ``daemon_state_base``."""
+    return daemon_state_base(configured) / f"session-{instance}"

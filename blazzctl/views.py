@@ -26,7 +26,7 @@ def account(acc: WhatsAppAccount) -> dict[str, Any]:
         "provider_type": str(acc.provider_type), "status": str(acc.status), "is_primary": bool(acc.is_primary),
         "desired_state": str(acc.desired_state), "owner": acc.owner,
         "connected_at": iso(acc.connected_at), "last_activity_at": iso(acc.last_activity_at),
-        "created_at": iso(acc.created_at),
+        "created_at": iso(acc.created_at), "auth_saved_at": iso(acc.auth_saved_at),
     }
 
 

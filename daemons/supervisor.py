@@ -58,11 +58,12 @@ class Supervisor:
             if child.proc and child.proc.poll() is None:
                 child.proc.send_signal(signal.SIGTERM)
 
-    def run(self) -> int:
+    def run(self, *, spawn: bool = True) -> int:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            for child in self.children:
-                self._spawn(child)
+            if spawn:
+                for child in self.children:
+                    self._spawn(child)
             while True:
                 if self.signals:
                     if all(c.proc is None or c.proc.poll() is not None for c in self.children):
@@ -75,6 +76,25 @@ class Supervisor:
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
+
+    # --- background use (quickstart): children run while the caller does other work -------------
+
+    def start(self) -> None:
+        for child in self.children:
+            self._spawn(child)
+
+    def stop_all(self) -> None:
+        self._on_signal(signal.SIGTERM, None)
+        for child in self.children:
+            if child.proc is not None:
+                try:
+                    child.proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+
+    def wait(self) -> int:
+        """Supervise already started children in the foreground until a signal stops them."""
+        return self.run(spawn=False)
 
     def _reap(self) -> None:
         now = time.monotonic()

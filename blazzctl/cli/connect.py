@@ -93,6 +93,7 @@ def _watch(st, command_id: int, timeout: float, *, quiet: bool):
     from blazzctl.services import commands
 
     deadline = time.monotonic() + timeout
+    grace_until = time.monotonic() + 10  # a daemon started just now needs a moment to register
     shown: tuple = ()
     warned = False
     interval = st.settings.daemon.heartbeat_interval
@@ -104,7 +105,7 @@ def _watch(st, command_id: int, timeout: float, *, quiet: bool):
             if key != shown:
                 shown = key
                 _show(now)
-            if now.live_daemons == 0 and not warned and not now.done:
+            if now.live_daemons == 0 and not warned and not now.done and time.monotonic() > grace_until:
                 warned = True
                 output.warn("warning: no session daemon is running; start one with `blazzctl daemon run` "
                             "or `systemctl start blazz.target`")
@@ -128,3 +129,35 @@ def _show(now) -> None:
         from blazzctl.cli import qr
 
         qr.show(now.qr_code, now.qr_expires_at)
+
+
+def qr(ref: RefArgument, workspace: WorkspaceOption = None,
+       png: Optional[str] = typer.Option(None, "--png", metavar="FILE", help="Save the QR as a PNG image."),
+       config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Print (or save) the account's current login QR code.
+
+    Example: blazzctl account qr sales --workspace acme --png /tmp/qr.png
+    """
+    from blazzctl import views
+    from blazzctl.cli import qr as qr_render
+    from blazzctl.services import refs
+
+    with state(config).db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        code, expires, status, name = account.qr_code, account.qr_expires_at, account.status, account.name
+    if not code:
+        raise OperationFailed(f"account {name!r} has no QR code now (status {status})",
+                              hint="Start a login with `blazzctl account connect`.")
+    if png:
+        import segno
+
+        try:
+            segno.make(code, error="l", micro=False).save(png, scale=8, border=4)
+        except OSError as exc:
+            raise OperationFailed(f"cannot write {png}: {exc.strerror}") from None
+    if json:
+        output.emit_json({"qr": code, "expires_at": views.iso(expires)})
+    elif png:
+        output.say(f"saved {png}")
+    else:
+        qr_render.show(code, expires)

@@ -65,12 +65,16 @@ def _register() -> None:
     app.add_typer(account.app, name="account")
     from blazzctl.cli import connect
 
-    for name in ("connect", "disconnect", "reconnect", "logout"):
+    for name in ("connect", "disconnect", "reconnect", "logout", "qr"):
         account.app.command(name)(getattr(connect, name))
     app.add_typer(audit.app, name="audit")
     from blazzctl.cli import daemon, health
 
     app.add_typer(daemon.app, name="daemon")
+    from blazzctl.cli import key, quickstart
+
+    app.add_typer(key.app, name="key")
+    app.command("quickstart")(quickstart.quickstart)
     app.command("health", cls=health.HealthCommand)(health.health)
     from blazzctl.cli import webhook
     app.add_typer(webhook.app, name="webhook")

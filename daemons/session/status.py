@@ -106,7 +106,7 @@ class StatusWriter:
         with self.db.session() as s:
             workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
                                                .where(WhatsAppAccount.id == account_id)).one()
-            values = {"status": AccountStatus.QR_SCANNING, "qr_code": qr, "qr_expires_at": expires_at,
+            values = {"status": AccountStatus.QR_SCANNING, "status_reason": None, "qr_code": qr, "qr_expires_at": expires_at,
                       "last_activity_at": db_now(), "status_changed_at": db_now()}
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
                 raise LeaseLost(account_id)
