@@ -186,6 +186,7 @@ def test_boot_shows_five_field_qr_and_refs_rotate(fake_wa_web, launch):
     page.wait_for_function("window.__rec.filter(r => r[0] === 'ref').length >= 3", timeout=10_000)  # 2 rotations
     rotated = page.evaluate(QR_JS).split(",")
     assert rotated[0] != ref and rotated[1:] == [noise, identity, adv, platform]
+    assert fake_wa_web.waiting_qrs() == [",".join(rotated)]
 
     # the current ref and the one before it scan; older ones are expired, unknown ones 404
     with pytest.raises(ControlError) as err:

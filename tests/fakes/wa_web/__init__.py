@@ -94,5 +94,8 @@ class FakeWhatsAppWeb:
     def set_ref_interval(self, seconds: float) -> dict:
         return self.world.set_ref_interval(seconds)
 
+    def waiting_qrs(self) -> list[str]:
+        return self.world.waiting_qrs()
+
     def state(self) -> dict:
         return self.world.snapshot()

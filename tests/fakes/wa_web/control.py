@@ -209,6 +209,18 @@ class FakeWorld(World):
         self.ref_interval = float(seconds)
         return {"ref_interval": self.ref_interval}
 
+    def _qr_of(self, conn) -> str | None:
+        if conn.token or not conn.refs or conn.state != "UNPAIRED":
+            return None
+        k = conn.keys
+        return ",".join([conn.refs[-1][0], k.get("noise", ""), k.get("identity", ""), k.get("adv", ""), "1"])
+
+    def waiting_qrs(self) -> list[str]:
+        """The QR strings live unpaired pages show right now (what a phone camera would read)."""
+        with self.cond:
+            now = time.time()
+            return [qr for c in self.conns.values() if c.alive(now) and (qr := self._qr_of(c))]
+
     def snapshot(self) -> dict:
         now = time.time()
         with self.cond:
@@ -223,7 +235,8 @@ class FakeWorld(World):
                                              for d in self.devices.values() if d.phone == p]}
                              for p, a in self.accounts.items()},
                 "pages": [{"conn": c.id, "state": c.state, "alive": c.alive(now), "linked": bool(c.token),
-                           "ref": c.refs[-1][0] if c.refs and not c.token else None, "refs_issued": len(c.refs),
+                           "ref": c.refs[-1][0] if c.refs and not c.token else None, "qr": self._qr_of(c),
+                           "refs_issued": len(c.refs),
                            "ref_expires_at": (c.refs[-1][1] + self.ref_interval) if c.refs and not c.token else None,
                            "pair_code": c.pair_code}
                           for c in self.conns.values()],

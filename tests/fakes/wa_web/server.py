@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import mimetypes
 import threading
 import time
@@ -163,6 +164,11 @@ class FakeHTTPServer(ThreadingHTTPServer):
         super().__init__(address, Handler)
         self.world, self.verbose = world, verbose
         self.routes = {**_control_routes(world), **_page_routes(world)}
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a closed page abandoned its long-poll
+            return
+        super().handle_error(request, client_address)
 
 
 def start_ticker(world: FakeWorld, stop: threading.Event, period: float = 0.1) -> threading.Thread:
