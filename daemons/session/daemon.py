@@ -24,6 +24,7 @@ from daemons.session.claimer import Claimer
 from daemons.session.notify import Notifier
 from daemons.session.sessions import Sessions
 from daemons.session.status import StatusWriter
+from daemons.session.webhooks import run_dispatcher
 
 log = logging.getLogger("blazz.daemon")
 
@@ -81,11 +82,7 @@ class SessionDaemon:
         return 0
 
     def _extra_tasks(self) -> list[asyncio.Task]:
-        """Workers other modules add (the webhook dispatcher), when they are built in."""
-        try:
-            from daemons.session.webhooks import run_dispatcher
-        except ImportError:
-            return []
+        """Workers beside the session loops: the webhook dispatcher."""
         return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping))]
 
     async def _be_born(self) -> None:

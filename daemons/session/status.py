@@ -19,7 +19,7 @@ from blazzctl.db import Database, db_now
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
 from blazzctl.errors import Conflict
 from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount, Workspace
-from blazzctl.services import accounts
+from blazzctl.services import accounts, events
 from daemons.session.leases import fenced_update
 
 
@@ -136,9 +136,5 @@ class StatusWriter:
 
 
 def _record_event(session, type_: str, workspace_id: int, account_id: int, data: dict) -> None:
-    """Queue a webhook event in this transaction (the outbox), when webhooks are built in."""
-    try:
-        from blazzctl.services import events
-    except ImportError:  # the webhook outbox is optional at this layer
-        return
+    """Queue a webhook event in this transaction (the outbox): it exists only if the change commits."""
     events.record(session, type=type_, workspace_id=workspace_id, account_id=account_id, data=data)
