@@ -198,6 +198,21 @@ def test_boot_shows_five_field_qr_and_refs_rotate(fake_wa_web, launch):
     assert (status, body["error"]) == (400, "invalid_qr")
 
 
+def test_qr_goes_idle_and_refresh_brings_it_back(launch):
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    with FakeWhatsAppWeb(ref_interval=0.5, qr_idle_after=2) as fake:
+        _, page = launch()
+        qr = boot_unpaired(page, fake)
+        assert wait_state(page, "UNPAIRED_IDLE") == "UNPAIRED_IDLE"
+        with pytest.raises(ControlError) as err:
+            fake.link(page.evaluate(QR_JS), PHONE)
+        assert err.value.code == "qr_idle"
+        page.evaluate("window.require('WAWebCmd').Cmd.refreshQR()")
+        assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+        assert page.evaluate(QR_JS).split(",")[0] != qr.split(",")[0]
+
+
 def test_pairing_code_links_the_page(fake_wa_web, launch):
     _, page = launch()
     boot_unpaired(page, fake_wa_web)
@@ -306,9 +321,22 @@ def test_logout_from_phone_clears_the_login(fake_wa_web, launch):
     assert page.evaluate("localStorage.getItem('WASession')") is None
 
 
+def test_logout_from_the_page_unlinks_the_device(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    with page.expect_navigation(url="**/?post_logout=1", timeout=10_000):
+        page.evaluate("window.require('WAWebSocketModel').Socket.logout()")
+    assert wait_state(page, "UNPAIRED") == "UNPAIRED"
+    [device] = fake_wa_web.state()["accounts"]["4915550001"]["devices"]
+    assert device["logged_out"] is True
+
+
 def test_conflict_then_takeover(fake_wa_web, launch):
     _, page = launch()
     link(page, fake_wa_web)
+    fake_wa_web.socket_state(PHONE, "TIMEOUT")
+    assert wait_state(page, "TIMEOUT") == "TIMEOUT"
+    fake_wa_web.socket_state(PHONE, "CONNECTED")
     fake_wa_web.conflict(PHONE)
     assert wait_state(page, "CONFLICT") == "CONFLICT"
     page.evaluate("window.require('WAWebSocketModel').Socket.takeover()")
@@ -339,13 +367,23 @@ def _copy_login(src: Path, dst: Path, parts=("IndexedDB", "Local Storage")) -> P
 def test_copied_profile_restores_the_login_and_nothing_else_does(fake_wa_web, launch, tmp_path):
     ctx, page = launch(tmp_path / "original")
     link(page, fake_wa_web)
+    quoted = fake_wa_web.deliver(PHONE, "4915550002", "before")["_serialized"]
+    page.wait_for_function("(id) => window.require('WAWebCollections').Msg.get(id)", arg=quoted)
+    sent = page.evaluate(SEND_JS, {"to": "4915550002@c.us", "body": "reply", "quoted": quoted})["id"]["_serialized"]
     ctx.close()
+    fake_wa_web.deliver(PHONE, "4915550002", "while the browser was away")
 
     _, page = launch(_copy_login(tmp_path / "original", tmp_path / "copy"))
     page.goto(fake_wa_web.url)
     page.wait_for_function("window.require('WAWebSocketModel').Socket.hasSynced === true", timeout=15_000)
     assert [s for [s] in records(page, "state")] == ["UNLAUNCHED", "OPENING", "CONNECTED"]
     assert records(page, "ref") == []
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add')", timeout=10_000)
+    missed = [m for [m] in records(page, "add") if m["isNewMsg"]]
+    assert [m["body"] for m in missed] == ["while the browser was away"]
+    history = page.evaluate("(id) => window.require('WAWebCollections').Msg.get(id).serialize()", sent)
+    assert (history["body"], history["ack"], history["id"]["fromMe"], history["quotedStanzaID"]) == (
+        "reply", 1, True, quoted.split("_")[2])
     key = page.evaluate("""() => new Promise((resolve) => {
         const open = indexedDB.open('wawc_db_enc');
         open.onsuccess = () => open.result.transaction('keys').objectStore('keys').get('main').onsuccess =

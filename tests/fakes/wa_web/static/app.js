@@ -69,7 +69,7 @@
 
   // ----- data from the server into the collections ---------------------------------------------
   function msgAttrs(m, isNewMsg) {
-    const { id, from, to, author, quotedStanzaID, ...rest } = m;
+    const { id, from, to, author, quotedStanzaID, quotedRemoteJid, quotedParticipant, ...rest } = m;
     const key = new MsgKey({ fromMe: id.fromMe, remote: id.remote, id: id.id, participant: id.participant || undefined });
     const attrs = { ...rest, id: key, from: createWid(from), to: createWid(to), isNewMsg, self: id.fromMe ? "out" : "in",
                     star: false, broadcast: false, isForwarded: false, forwardingScore: 0, mentionedJidList: [] };
@@ -77,8 +77,9 @@
     if (quotedStanzaID) {
       const chat = Chat.get(key.remote);
       const quoted = chat && chat.msgs.filter((q) => q.id.id === quotedStanzaID)[0];
+      const participant = quotedParticipant || (quoted && (quoted.author || quoted.from));
       Object.assign(attrs, { quotedStanzaID, quotedRemoteJid: key.remote,
-                             quotedParticipant: quoted ? quoted.author || quoted.from : undefined,
+                             quotedParticipant: participant ? createWid(participant) : undefined,
                              quotedMsg: quoted ? { type: quoted.type, body: quoted.body } : { type: "chat", body: "" } });
     }
     if (attrs.directPath) attrs.mediaData = { mediaStage: "RESOLVED" };

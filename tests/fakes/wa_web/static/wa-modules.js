@@ -136,6 +136,19 @@
              directPath: m.directPath, clientUrl: m.clientUrl, isViewOnce: !!m.isViewOnce };
   }
 
+  // The sent message as the server keeps it for later syncs: ids flattened like incoming messages.
+  function storable(model) {
+    const out = model.serialize();
+    for (const k of ["quotedMsg", "mediaData", "isNewMsg"]) delete out[k];
+    out.id = { fromMe: model.id.fromMe, remote: model.id.remote._serialized, id: model.id.id,
+               participant: model.id.participant ? model.id.participant._serialized : null };
+    for (const k of ["from", "to", "author"]) if (model[k]) out[k] = idOf(model[k]);
+    if (out.mentionedJidList) out.mentionedJidList = (model.mentionedJidList || []).map(idOf);
+    if (out.quotedRemoteJid) out.quotedRemoteJid = idOf(model.quotedRemoteJid);
+    if (out.quotedParticipant) out.quotedParticipant = idOf(model.quotedParticipant);
+    return out;
+  }
+
   function addAndSendMsgToChat(chat, props) {
     const attrs = {};
     for (const k of Object.keys(props)) if (typeof props[k] !== "function") attrs[k] = props[k];
@@ -150,7 +163,7 @@
       id: model.id._serialized, msg_id: model.id.id, to: model.id.remote._serialized, body: model.body,
       type: model.type || "chat", caption: model.caption, quotedStanzaID: model.quotedStanzaID,
       mentionedJidList: (model.mentionedJidList || []).map(idOf), media: mediaInfo(model), t: model.t,
-      raw: model.serialize(),
+      raw: storable(model),
     } }).then((r) => { model.set({ ack: r.ack }); return { messageSendResult: r.ack < 0 ? "ERROR" : "OK", t: model.t }; },
               (err) => { model.set({ ack: -1 }); return { messageSendResult: "ERROR", error: String(err.message) }; });
     return [msgPromise, sendPromise];
