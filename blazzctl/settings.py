@@ -116,6 +116,32 @@ class WebhooksSettings:
 
 
 @dataclass(frozen=True)
+class MessagesSettings:
+    rate_per_minute: float = setting(20.0, "Messages one account sends per minute at most (token bucket); "
+                                           "0: no limit", min=0, max=6000)
+    burst: int = setting(3, "Messages an account may send back to back before the rate applies", min=1, max=1000)
+    jitter: float = setting(1.0, "Up to this many random seconds added between two sends of an account "
+                                 "(looks less like a bot)", min=0, max=60)
+    send_attempts: int = setting(5, "Tries of a send that fails for a transient reason before it fails",
+                                 min=1, max=100)
+    poll_interval: float = setting(0.5, "Seconds between looks for pending outbound messages", min=0.05, max=60)
+    media_max_mb: dict = setting({"image": 16, "video": 16, "audio": 16, "document": 100},
+                                 "Largest media file per kind, in MB (after WhatsApp's own limits)")
+    download_media: bool = setting(False, "Save received media files to media_dir")
+    media_dir: str | None = setting(None, "Where received media is saved; empty: media/ in the state directory")
+    ignore_status_broadcasts: bool = setting(True, "Ignore Status updates (status@broadcast)")
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    window_days: int = setting(30, "Chats with a message in this many days are synced", min=1, max=3650)
+    max_chats: int = setting(1000, "Most chats synced per account and run", min=1, max=1000000)
+    batch_size: int = setting(500, "Rows per batched upsert", min=1, max=10000)
+    schedule: str | None = setting(None, "Cron expression (5 fields) for syncs run by the daemons, e.g. "
+                                         "\"0 3 * * *\"; empty: only on request")
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = setting("info", "Log level", choices=("debug", "info", "warning", "error"))
     format: str = setting("text", "text, or json for log shipping", choices=("text", "json"))
@@ -129,6 +155,8 @@ class Settings:
     secrets: SecretsSettings = section(SecretsSettings, "Secrets")
     logging: LoggingSettings = section(LoggingSettings, "Logging")
     webhooks: WebhooksSettings = section(WebhooksSettings, "Webhook delivery (the outbox dispatcher)")
+    messages: MessagesSettings = section(MessagesSettings, "Sending and receiving messages")
+    sync: SyncSettings = section(SyncSettings, "Reading chats, contacts and groups from WhatsApp")
     source: str | None = field(default=None, compare=False, metadata={"internal": True})
 
     @property
