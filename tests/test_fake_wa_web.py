@@ -253,6 +253,7 @@ def test_link_connects_syncs_and_exposes_account_data(fake_wa_web, launch):
                 contact: C.Contact.getModelsArray()[0].serialize()}; }""")
     assert data["chats"] == 4 and data["contacts"] >= 4
     assert data["group"]["id"]["server"] == "g.us" and data["title"] == "Group 0"
+    assert data["group"]["lastReceivedKey"]["remote"]["_serialized"] == data["group"]["id"]["_serialized"]
     assert len(data["meta"]["participants"]) == 4
     assert {"id", "isAdmin", "isSuperAdmin"} <= set(data["meta"]["participants"][0])
     assert data["contact"]["id"]["_serialized"].endswith("@c.us") and data["contact"]["pushname"]
@@ -298,6 +299,19 @@ def test_messages_sending_acks_and_number_checks(fake_wa_web, launch):
     media = body["messages"][-1]
     assert media["id"] == media_id and media["type"] == "document" and media["caption"] == "the file"
     assert media["media"]["mimetype"] == "application/pdf" and media["media"]["size"] == 13
+
+    pdf = fake_wa_web.deliver(PHONE, "4915550002", "a pdf for you",
+                              media={"mimetype": "application/pdf", "data": base64.b64encode(b"%PDF-in").decode(),
+                                     "filename": "in.pdf"})
+    got = page.evaluate("""async (id) => {
+        const r = window.require;
+        await new Promise((ok) => { const poll = () => r('WAWebCollections').Msg.get(id) ? ok() : setTimeout(poll, 50); poll(); });
+        const m = r('WAWebCollections').Msg.get(id);
+        const buf = await r('WAWebDownloadManager').downloadManager.downloadAndMaybeDecrypt({directPath: m.directPath});
+        return {type: m.type, caption: m.caption, mimetype: m.mimetype, filename: m.filename,
+                data: btoa(String.fromCharCode(...new Uint8Array(buf)))}; }""", pdf["_serialized"])
+    assert got == {"type": "document", "caption": "a pdf for you", "mimetype": "application/pdf",
+                   "filename": "in.pdf", "data": base64.b64encode(b"%PDF-in").decode()}
 
     fake_wa_web.not_on_whatsapp("+4915550404")
     exists = page.evaluate("""async () => { const r = window.require, W = r('WAWebWidFactory');

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 import time
 
@@ -10,6 +12,11 @@ from tests.fakes.wa_web.world import ControlError, Device, World, normalize_phon
 
 SOCKET_STATES = {"CONFLICT", "CONNECTED", "DEPRECATED_VERSION", "OPENING", "PAIRING", "PROXYBLOCK",
                  "SMB_TOS_BLOCK", "TIMEOUT", "TOS_BLOCK", "UNLAUNCHED", "UNPAIRED", "UNPAIRED_IDLE"}
+
+
+def media_type_of(mimetype: str) -> str:
+    top = str(mimetype).split("/", 1)[0]
+    return "sticker" if mimetype == "image/webp" else top if top in ("image", "video", "audio") else "document"
 
 
 class FakeWorld(World):
@@ -66,10 +73,19 @@ class FakeWorld(World):
         raise ControlError(404, "unknown_code", "no page is waiting for this pairing code")
 
     # ----- messages -----------------------------------------------------------------------------
-    def deliver(self, phone: str, from_: str, body: str = "", *, id: str | None = None, type: str = "chat",
-                group: str | None = None, quoted: str | None = None, **extra) -> dict:
-        """An incoming message to linked account ``phone`` from ``from_`` (in ``group`` when given)."""
+    def deliver(self, phone: str, from_: str, body: str = "", *, id: str | None = None, type: str | None = None,
+                group: str | None = None, quoted: str | None = None, media: dict | None = None, **extra) -> dict:
+        """An incoming message to linked account ``phone`` from ``from_`` (in ``group`` when given).
+
+        ``media={"mimetype", "data" (base64), "filename"?}`` makes a media message whose caption is
+        ``body``; the page can download the bytes with ``downloadAndMaybeDecrypt({directPath})``.
+        """
         phone, sender = normalize_phone(phone), normalize_phone(from_, "from")
+        if media is not None:
+            extra.update(self._incoming_media(media))
+            type = type or media_type_of(media["mimetype"])
+            body, extra["caption"] = "", body
+        type = type or "chat"
         with self.cond:
             acc = self._account(phone)
             author = f"{sender}@c.us" if group else None
@@ -88,6 +104,19 @@ class FakeWorld(World):
             self._push_account(phone, event)
             serialized = f"false_{remote}_{mid}" + (f"_{author}" if author else "")
             return {**msg, "_serialized": serialized}
+
+    def _incoming_media(self, media: dict) -> dict:
+        if not isinstance(media, dict) or not media.get("mimetype") or media.get("data") is None:
+            raise ControlError(400, "invalid_media", "media is {\"mimetype\", \"data\": base64, \"filename\"?}")
+        try:
+            data = base64.b64decode(media["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ControlError(400, "invalid_media", "media.data must be base64") from None
+        entry = self.upload(data, media["mimetype"])
+        return {"mimetype": media["mimetype"], "filename": media.get("filename"), "size": entry["size"],
+                "filehash": entry["filehash"], "encFilehash": entry["encFilehash"], "directPath": entry["directPath"],
+                "clientUrl": entry["mmsUrl"], "mediaKey": entry["mediaKey"],
+                "mediaKeyTimestamp": entry["mediaKeyTimestamp"]}
 
     def _ensure_chat(self, acc, jid: str, name: str) -> None:
         if not any(c["id"] == jid for c in acc.data["chats"]):

@@ -117,6 +117,8 @@
     for (const m of data.messages) {
       if (Msg.get(`${m.id.fromMe}_${m.id.remote}_${m.id.id}` + (m.id.participant ? `_${m.id.participant}` : ""))) continue;
       const { model, chat } = app.addMessage(msgAttrs(m, false));
+      const last = chat.lastReceivedKey && Msg.get(chat.lastReceivedKey);
+      if (!last || model.t >= last.t) chat.set({ lastReceivedKey: model.id }, { silent: true });
       if (!chat.t || model.t > chat.t) chat.set({ t: model.t }, { silent: true });
     }
   }
