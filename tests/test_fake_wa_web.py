@@ -353,10 +353,14 @@ def test_conflict_then_takeover(fake_wa_web, launch):
     fake_wa_web.socket_state(PHONE, "CONNECTED")
     fake_wa_web.conflict(PHONE)
     assert wait_state(page, "CONFLICT") == "CONFLICT"
+    fake_wa_web.deliver(PHONE, "4915550002", "during the conflict")
+    page.wait_for_timeout(500)
+    assert records(page, "add") == []  # a page in CONFLICT receives nothing
     page.evaluate("window.require('WAWebSocketModel').Socket.takeover()")
     assert wait_state(page, "CONNECTED") == "CONNECTED"
     fake_wa_web.deliver(PHONE, "4915550002", "after takeover")
-    page.wait_for_function("window.__rec.some(r => r[0] === 'add' && r[1].body === 'after takeover')")
+    page.wait_for_function("window.__rec.filter(r => r[0] === 'add').length === 2")
+    assert [m["body"] for [m] in records(page, "add")] == ["during the conflict", "after takeover"]
 
 
 def test_slow_boot_and_reload_hooks(fake_wa_web, launch):

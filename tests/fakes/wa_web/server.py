@@ -47,8 +47,9 @@ def _control_routes(world: FakeWorld) -> dict:
 def _page_routes(world: FakeWorld) -> dict:
     return {
         ("POST", "/api/boot"): lambda body, q: world.boot(body.get("keys") or {}, body.get("token")),
-        ("GET", "/api/poll"): lambda body, q: {"events": world.poll(_need(q, "conn"), _int(q.get("after", 0), "after"),
-                                                                    float(q.get("wait", 20)))},
+        ("GET", "/api/poll"): lambda body, q: {"events": world.poll(
+            _need(q, "conn"), _int(q.get("after", 0), "after"), _int(q.get("device_after", 0), "device_after"),
+            float(q.get("wait", 20)))},
         ("GET", "/api/sync"): lambda body, q: world.sync(_need(q, "conn")),
         ("POST", "/api/takeover"): lambda body, q: world.takeover(_need(body, "conn")),
         ("POST", "/api/logout"): lambda body, q: world.page_logout(_need(body, "conn")),

@@ -141,12 +141,14 @@ class World:
                 dev.active_conn = conn.id
                 if previous in self.conns:
                     self._push(self.conns[previous].events, {"type": "conflict"})
-                return {"conn": conn.id, "state": "CONNECTED", "after": dev.acked, "version": WA_VERSION}
+                return {"conn": conn.id, "state": "CONNECTED", "after": 0, "device_after": dev.acked,
+                        "version": WA_VERSION}
             conn.refs.append((new_ref(), time.time()))
-            return {"conn": conn.id, "state": "UNPAIRED", "ref": conn.refs[-1][0], "after": 0,
+            return {"conn": conn.id, "state": "UNPAIRED", "ref": conn.refs[-1][0], "after": 0, "device_after": 0,
                     "loggedOut": bool(token), "version": WA_VERSION}
 
-    def poll(self, conn_id: str, after: int, wait: float = POLL_WAIT) -> list[dict]:
+    def poll(self, conn_id: str, after: int, device_after: int, wait: float = POLL_WAIT) -> list[dict]:
+        """Events after the page's two cursors: this connection's (``after``) and its device's."""
         deadline = time.time() + wait
         with self.cond:
             conn = self._conn(conn_id)
@@ -154,7 +156,7 @@ class World:
             try:
                 while True:
                     conn.last_seen = time.time()
-                    out = self._collect(conn, after)
+                    out = self._collect(conn, after, device_after)
                     remaining = deadline - time.time()
                     if out or remaining <= 0:
                         return out
@@ -163,16 +165,16 @@ class World:
                 conn.polling -= 1
                 conn.last_seen = time.time()
 
-    def _collect(self, conn: Conn, after: int) -> list[dict]:
+    def _collect(self, conn: Conn, after: int, device_after: int) -> list[dict]:
         conn.events = [(s, e) for s, e in conn.events if s > after]
-        events = list(conn.events)
+        events = [(s, "conn", e) for s, e in conn.events]
         dev = self.devices.get(conn.token or "")
         if dev is not None and dev.active_conn == conn.id:
-            dev.acked = max(dev.acked, after)
-            dev.events = [(s, e) for s, e in dev.events if s > after]
-            events += dev.events
-        events.sort(key=lambda se: se[0])
-        return [{"seq": s, **e} for s, e in events]
+            dev.acked = max(dev.acked, device_after)
+            dev.events = [(s, e) for s, e in dev.events if s > dev.acked]
+            events += [(s, "device", e) for s, e in dev.events]
+        events.sort(key=lambda item: item[0])
+        return [{"seq": s, "stream": stream, **e} for s, stream, e in events]
 
     def sync(self, conn_id: str) -> dict:
         with self.cond:
@@ -198,7 +200,7 @@ class World:
             if previous in self.conns and previous != conn.id:
                 self._push(self.conns[previous].events, {"type": "conflict"})
             conn.state = "CONNECTED"
-            return {"state": "CONNECTED", "after": dev.acked}
+            return {"state": "CONNECTED", "device_after": dev.acked}
 
     def page_logout(self, conn_id: str) -> dict:
         with self.cond:

@@ -168,7 +168,7 @@
     try { await app.api("POST", "/api/logout", { conn: app.conn }); } catch (err) { console.warn("logout:", err); }
     return loggedOut("page");
   };
-  app.onTakeover = () => app.Socket.set({ state: "CONNECTED" });
+  app.onTakeover = (r) => { app.deviceAfter = Math.max(app.deviceAfter, r.device_after); app.Socket.set({ state: "CONNECTED" }); };
   app.reconnect = async () => {
     if (!app.me) return location.reload();
     app.Socket.set({ state: "OPENING" });
@@ -213,7 +213,7 @@
     while (!app.stopped) {
       let events;
       try {
-        events = (await app.api("GET", `/api/poll?conn=${app.conn}&after=${app.after}`)).events;
+        events = (await app.api("GET", `/api/poll?conn=${app.conn}&after=${app.after}&device_after=${app.deviceAfter}`)).events;
       } catch (err) {
         if (err.status === 404) { app.stopped = true; location.reload(); return; }
         failures += 1;
@@ -224,7 +224,8 @@
       if (app.lostConnection) { app.lostConnection = false; app.Socket.set({ state: "CONNECTED" }); }
       failures = 0;
       for (const ev of events) {
-        app.after = Math.max(app.after, ev.seq);
+        if (ev.stream === "device") app.deviceAfter = Math.max(app.deviceAfter, ev.seq);
+        else app.after = Math.max(app.after, ev.seq);
         let outcome;
         try { outcome = await handle(ev); } catch (err) { console.error("handling", ev.type, "failed:", err); }
         if (outcome === "stop") return;
@@ -242,7 +243,8 @@
       catch (err) { await sleep(Math.min(5000, 500 * attempt)); }
     }
     app.conn = r.conn;
-    app.after = r.after;
+    app.after = r.after;          // cursor of this page connection's events (refs, conflict, reload, ...)
+    app.deviceAfter = r.device_after;  // cursor of the linked device's events (messages, acks, logout)
     if (r.state === "CONNECTED") {
       await becomeConnected(login, false);
     } else {
