@@ -230,6 +230,21 @@ def test_pairing_code_links_the_page(fake_wa_web, launch):
     assert wait_state(page, "CONNECTED") == "CONNECTED"
 
 
+def test_phone_page_links_a_pasted_qr(fake_wa_web, launch):
+    ctx, page = launch()
+    qr = boot_unpaired(page, fake_wa_web)
+    phone = ctx.new_page()
+    phone.goto(fake_wa_web.url + "phone")
+    phone.fill("#link textarea[name=qr]", qr)
+    phone.fill("#link input[name=phone]", "+49 1555 0001")
+    phone.click("#link button")
+    phone.wait_for_function("document.getElementById('out').textContent.startsWith('200')")
+    assert wait_state(page, "CONNECTED") == "CONNECTED"
+    phone.fill("#message input[name=phone]", PHONE)
+    phone.click("#message button")
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add' && r[1].body === 'hello from the phone')")
+
+
 # ----- linked: sync, messages, sending, acks ------------------------------------------------------
 def test_link_connects_syncs_and_exposes_account_data(fake_wa_web, launch):
     fake_wa_web.seed(PHONE, chats=3, groups=1, participants=4)
