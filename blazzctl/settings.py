@@ -186,13 +186,13 @@ def find_config_file(explicit: str | None = None) -> Path | None:
 
 def load_settings(explicit: str | None = None, *, environ: typing.Mapping[str, str] | None = None) -> Settings:
     """Load, merge and validate. Raises ConfigError listing every problem."""
-    import yaml  # deferred: keeps `blazzctl --help` fast
-
     environ = os.environ if environ is None else environ
     path = find_config_file(explicit)
     raw: dict = {}
     problems: list[tuple[str, str, str]] = []
     if path is not None:
+        import yaml  # deferred (start-up time): only a file, or a non-string override, needs it
+
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
@@ -236,20 +236,18 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list) -> dic
 
 
 def _apply_env(values: dict, environ: typing.Mapping[str, str], problems: list) -> None:
-    import yaml
-
     for key, fld, owner in iter_fields(Settings):
         names = [env_name(key)] + ([fld.metadata["env"]] if fld.metadata.get("env") else [])
         for name in names:
             if name not in environ:
                 continue
             text = environ[name]
-            try:
-                parsed = yaml.safe_load(text) if text.strip() else None
-            except yaml.YAMLError:
-                parsed = text
-            if _type_of(fld, owner) is str and parsed is not None:
-                parsed = text
+            if not text.strip():
+                parsed = None
+            elif _type_of(fld, owner) is str:
+                parsed = text  # taken literally: "123" or "a: b" stay strings
+            else:
+                parsed = _parse_env_value(text)
             ok, value = _check(fld, parsed, owner)
             if ok:
                 target = values
@@ -259,6 +257,16 @@ def _apply_env(values: dict, environ: typing.Mapping[str, str], problems: list) 
                 target[leaf] = value
             else:
                 problems.append((f"environment {name}", key, value))
+
+
+def _parse_env_value(text: str) -> Any:
+    """A non-string override is YAML: 12.5, false, [--a, --b], {k: v}."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
 
 def _instantiate(cls: type, values: dict) -> Any:

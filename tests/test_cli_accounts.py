@@ -13,6 +13,8 @@ import pytest
 ACCOUNT_KEYS = {"id", "uuid", "workspace_id", "workspace", "name", "session_id", "phone_number",
                 "provider_type", "status", "is_primary", "desired_state", "owner", "connected_at",
                 "last_activity_at", "created_at"}
+# Added by a later issue (login archives); every other key is exactly the foundation issue's list.
+LATER_ACCOUNT_KEYS = {"auth_saved_at"}
 WORKSPACE_KEYS = {"id", "uuid", "name", "created_at"}
 
 ODD_NAMES = ["O'Brien \"quoted\"", "x'); DROP TABLE whatsapp_accounts; --", "Toko 🛒 Jaya 🇮🇩",
@@ -98,7 +100,7 @@ def test_workspace_list_empty_json_is_an_array(bz):
 def test_account_add_json_shape(bz):
     bz("workspace", "create", "acme")
     acc = add(bz, "acme", "sales", "--phone", "+62 812-3456-7890")
-    assert set(acc) == ACCOUNT_KEYS
+    assert ACCOUNT_KEYS <= set(acc) and set(acc) - ACCOUNT_KEYS <= LATER_ACCOUNT_KEYS, set(acc) ^ ACCOUNT_KEYS
     assert isinstance(acc["id"], int) and isinstance(acc["workspace_id"], int)
     assert acc["workspace"] == "acme" and acc["name"] == "sales"
     assert acc["phone_number"] == "+6281234567890"

@@ -11,6 +11,9 @@ from blazzctl import __version__
 from blazzctl.cli import context
 from blazzctl.cli.context import ConfigOption
 from blazzctl.errors import BlazzError
+from blazzctl.cli import fastparams
+
+fastparams.install()  # before any parameter is parsed: keeps Pydantic out of start-up (see the module)
 
 
 def report(error: BlazzError) -> None:
