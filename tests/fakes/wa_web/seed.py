@@ -24,8 +24,8 @@ def seed_account(me: str, *, chats: int, groups: int, participants: int = 5, mes
                  extra_contacts: int = 0, body_bytes: int = 40) -> dict:
     """Build {contacts, chats, groups, messages} for account ``me`` (digits)."""
     now = int(time.time())
-    base = int(me[-6:]) * 10_000 if me[-6:].isdigit() else 0
-    users = [str(4915550000000 + base + i) for i in range(max(chats, participants) + extra_contacts)]
+    tag = me[-4:]  # keeps different accounts' generated contacts apart
+    users = [f"1555{tag}{i:05d}" for i in range(max(chats, participants) + extra_contacts)]
     contacts = [contact(u, f"{FIRST_NAMES[i % len(FIRST_NAMES)]} {i}") for i, u in enumerate(users)]
     out = {"contacts": contacts, "chats": [], "groups": [], "messages": []}
     filler = ("lorem ipsum dolor sit amet " * (1 + body_bytes // 27))[:body_bytes]
@@ -37,7 +37,7 @@ def seed_account(me: str, *, chats: int, groups: int, participants: int = 5, mes
             out["messages"].append(_history_msg(me, remote, None, f"S{i:05d}{k:03d}", from_me,
                                                 f"{filler} #{i}.{k}", now - i * 60 - k))
     for g in range(groups):
-        gid = f"1203630{base + g:011d}@g.us"
+        gid = f"1203630{tag}{g:07d}@g.us"
         members = [f"{me}@c.us"] + [f"{users[(g + j) % len(users)]}@c.us" for j in range(participants - 1)]
         out["groups"].append({"id": gid, "subject": f"Group {g}", "owner": members[0], "creation": now - 86400,
                               "desc": f"Seeded group {g}", "announce": False, "restrict": False,
