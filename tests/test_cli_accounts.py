@@ -487,3 +487,21 @@ def test_real_process_exit_codes_and_json(migrated_url):
     missing = run_blazzctl("account", "show", "nope", "-w", "acme", env=env)
     assert missing.code == 3 and missing.stdout == "" and "not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_account_list_path_imports_no_heavy_modules(migrated_url):
+    """Start-up target: the account list path imports neither Playwright nor httpx (nor Pydantic,
+    which Typer would pull in for parameter coercion, nor Alembic)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nsys.argv = ['blazzctl', 'account', 'list', '--json']\n"
+            "from blazzctl.cli.main import app\n"
+            "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "heavy = ('playwright', 'httpx', 'pydantic', 'alembic')\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "BLAZZ_DATABASE_URL": migrated_url})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == []
+    assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

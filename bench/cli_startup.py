@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""CLI start-up time: `blazzctl --help` and `blazzctl account list --json` against `python -c pass`.
+
+    python bench/cli_startup.py [--runs 15] [--write]
+
+Sets up a throwaway SQLite database (XDG_STATE_HOME in a temp dir) with one workspace and
+100 accounts, then runs each command ``--runs`` times as a fresh process and reports the
+median (and min) wall time, plus the median CPU time (user+sys), which a busy machine
+disturbs less. ``--write`` puts the figures into docs/benchmarks.md (its own section;
+other sections are left alone). Also lists the heaviest imports of the account list path
+(``python -X importtime``) and checks that neither playwright nor httpx is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:cli_startup -->", "<!-- /bench:cli_startup -->"
+TARGET = 0.35
+
+
+def blazzctl_argv() -> list[str]:
+    """The installed console script when it sits beside this interpreter, else ``python -m blazzctl``."""
+    script = Path(sys.executable).with_name("blazzctl")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("blazzctl")
+    return [found] if found else [sys.executable, "-m", "blazzctl"]
+
+
+def prepare(env: dict[str, str]) -> None:
+    code = ("from blazzctl.db import Database\nfrom blazzctl.services import accounts, schema, workspaces\n"
+            "from blazzctl.settings import load_settings\n"
+            "db = Database(load_settings().database_url); schema.upgrade(db)\n"
+            "with db.session() as s:\n    ws = workspaces.create(s, name='bench')\n"
+            "    for i in range(100):\n        accounts.add(s, workspace=ws, name=f'account-{i:03d}')\n")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+
+
+def measure(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
+    walls, cpus = [], []
+    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)  # warm the page cache
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {"median": statistics.median(walls), "min": min(walls), "cpu": statistics.median(cpus)}
+
+
+# Modules whose first import is timed (cumulative: each includes what it imports itself).
+WATCHED = ("typer", "pydantic", "rich", "yaml", "blazzctl.settings", "sqlalchemy", "sqlalchemy.orm",
+           "sqlalchemy.dialects.sqlite", "blazzctl.models", "blazzctl.services.accounts", "phonenumbers",
+           "alembic", "playwright", "httpx")
+
+
+def import_breakdown(env: dict[str, str]) -> list[tuple[str, float | None]]:
+    """Cumulative import time (ms) of the watched modules on the account list path; None: not imported."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "blazzctl", "account", "list", "--json"],
+                          env=env, capture_output=True, text=True, check=True)
+    seen: dict[str, float] = {}
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| *(\S+)$", line)
+        if m:
+            seen.setdefault(m.group(2), int(m.group(1)) / 1000)
+    return [(name, seen.get(name)) for name in WATCHED]
+
+
+def forbidden_modules(env: dict[str, str]) -> list[str]:
+    code = ("import sys\nsys.argv = ['blazzctl', 'account', 'list', '--json']\n"
+            "from blazzctl.cli.main import app\n"
+            "try:\n    app()\nexcept SystemExit:\n    pass\n"
+            "print(' '.join(m for m in ('playwright', 'httpx') if m in sys.modules), file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return proc.stderr.split()
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.node() or 'host'}: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
+            f"Python {platform.python_version()}; load average at the start {load}")
+
+
+def render(results: dict[str, dict[str, float]], runs: int, imports, forbidden, where: str) -> str:
+    baseline = results["python -c pass"]["median"]
+    rows = ["| command | median wall (s) | min wall (s) | median CPU (s) | over `python -c pass` (s) |",
+            "|---|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        rows.append(f"| `{name}` | {r['median']:.3f} | {r['min']:.3f} | {r['cpu']:.3f} | "
+                    f"{r['median'] - baseline:+.3f} |")
+    listing = results["blazzctl account list --json"]
+    verdict = "meets" if listing["median"] <= TARGET else "misses"
+    lines = [BEGIN, "## CLI start-up (`bench/cli_startup.py`)", "",
+             f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {where}.",
+             f"Each command is a fresh process, {runs} runs after one warm-up; SQLite database with one "
+             "workspace and 100 accounts. Regenerate with `python bench/cli_startup.py --write`.", "",
+             *rows, "",
+             f"Target: `account list --json` <= {TARGET} s median wall time: this run **{verdict}** it "
+             f"({listing['median']:.3f} s; fastest run {listing['min']:.3f} s).",
+             f"Playwright / httpx imported on the account list path: {', '.join(forbidden) or 'neither'}.", "",
+             "Where the time goes: first import of each module on the `account list --json` path "
+             "(`python -X importtime`, one run, cumulative ms: a module's figure includes what it imports, "
+             "so `sqlalchemy.orm` includes part of `sqlalchemy`, and `blazzctl.models` includes the ORM "
+             "when it comes first):", "",
+             "| module | ms |", "|---|---:|",
+             *[f"| {name} | {'not imported' if ms is None else f'{ms:.0f}'} |" for name, ms in imports], "", END]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(section: str) -> None:
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
+        "# Benchmarks\n\nFigures measured on the development machine; each section names its script, "
+        "the machine and the date. Timing is never asserted by the test suite.\n\n")
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC.write_text(text, encoding="utf-8")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    args = parser.parse_args()
+    where = machine()
+    with tempfile.TemporaryDirectory(prefix="blazz-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLAZZ_")}
+        env.update(XDG_STATE_HOME=f"{tmp}/state", XDG_CONFIG_HOME=f"{tmp}/config", NO_COLOR="1")
+        prepare(env)
+        cli = blazzctl_argv()
+        commands = {"python -c pass": [sys.executable, "-c", "pass"],
+                    "blazzctl --help": [*cli, "--help"],
+                    "blazzctl account list --json": [*cli, "account", "list", "--json"]}
+        results = {name: measure(argv, env, args.runs) for name, argv in commands.items()}
+        imports = import_breakdown(env)
+        forbidden = forbidden_modules(env)
+    section = render(results, args.runs, imports, forbidden, where)
+    print(section)
+    if args.write:
+        write_section(section)
+        print(f"wrote {DOC.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
