@@ -83,6 +83,11 @@ def _register() -> None:
     app.add_typer(webhook.app, name="webhook")
     from blazzctl.cli import units
     app.add_typer(units.app, name="units")
+    from blazzctl.cli import chat, sync
+    app.add_typer(sync.app, name="sync")
+    app.add_typer(chat.chat_app, name="chat")
+    app.add_typer(chat.contact_app, name="contact")
+    app.add_typer(chat.group_app, name="group")
 
 
 _register()

@@ -19,7 +19,7 @@ from blazzctl import __version__
 from blazzctl.db import Database
 from blazzctl.enums import DaemonStatus
 from blazzctl.providers import base as providers
-from daemons.session import commands, heartbeat, leases
+from daemons.session import commands, heartbeat, leases, sync
 from daemons.session.claimer import Claimer
 from daemons.session.notify import Notifier
 from daemons.session.sessions import Sessions
@@ -83,7 +83,8 @@ class SessionDaemon:
 
     def _extra_tasks(self) -> list[asyncio.Task]:
         """Workers beside the session loops: the webhook dispatcher."""
-        return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping))]
+        return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping)),
+                asyncio.create_task(sync.run_sync(self.db, self.sessions, self.settings, self.name, self.stopping))]
 
     async def _be_born(self) -> None:
         failures = 0

@@ -9,6 +9,13 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 - ``journal``: a file that gets one JSON line per session start/stop, with the daemon name,
   the lease epoch and the wall time, so tests can check that no two daemons drove one
   account at the same time.
+- ``sync``: what ``list_chats/list_contacts/list_groups`` return for every account, in the
+  shapes of ``bridge.js``: ``{"chats": N, "groups": M, "old_chats": K, "contacts": C,
+  "participants": P}`` gives N private chats (unread i % 3), M groups with P participants and
+  a group chat each, K private chats older than a year, and C contacts (default N). The data
+  is deterministic per account id, so tests can count rows.
+- ``sync_fail_names``: account names whose listings raise (a failing sync)
+- ``sync_delay``: seconds each listing takes (to watch a run in progress)
 """
 
 from __future__ import annotations
@@ -30,8 +37,13 @@ class FakeProvider(p.Provider):
         self.fail_names = set(opts.get("fail_names", []))
         self.crash_names = set(opts.get("crash_names", []))
         self.journal = Path(opts["journal"]) if opts.get("journal") else None
+        self.sync = dict(opts.get("sync") or {})
+        self.sync_fail_names = set(opts.get("sync_fail_names", []))
+        self.sync_delay = float(opts.get("sync_delay", 0))
         self.live: dict[int, asyncio.Task] = {}
         self.epochs: dict[int, int] = {}
+        self.names: dict[int, str] = {}
+        self.ready: set[int] = set()
 
     def running(self) -> set[int]:
         return set(self.live)
@@ -40,6 +52,7 @@ class FakeProvider(p.Provider):
         if spec.name in self.crash_names:
             raise RuntimeError("fake browser crashed at launch")
         self.epochs[spec.account_id] = spec.epoch
+        self.names[spec.account_id] = spec.name
         self._write("start", spec.account_id)
         self.live[spec.account_id] = asyncio.create_task(self._link(spec))
 
@@ -51,10 +64,12 @@ class FakeProvider(p.Provider):
         await self.emit(p.Authenticated(spec.account_id))
         await asyncio.sleep(self.link_delay / 2)
         phone = spec.phone_number or f"+628129{spec.account_id:06d}"
+        self.ready.add(spec.account_id)
         await self.emit(p.Ready(spec.account_id, phone_number=phone, push_name=f"Fake {spec.name}"))
 
     async def stop(self, account_id: int, *, checkpoint: bool = True) -> None:
         task = self.live.pop(account_id, None)
+        self.ready.discard(account_id)
         if task is None:
             return
         task.cancel()
@@ -75,3 +90,58 @@ class FakeProvider(p.Provider):
                            "daemon": self.daemon_name, "pid": os.getpid(), "t": time.time(), **extra})
         with open(self.journal, "a", encoding="utf-8") as fh:  # O_APPEND: one line per write
             fh.write(line + "\n")
+
+    # --- listings for sync (the shapes of bridge.js listChats/listContacts/listGroups) --------------
+
+    async def _listing(self, account_id: int) -> tuple[int, int]:
+        if account_id not in self.ready:
+            raise p.SessionNotReady(f"account {account_id} is not connected")
+        if self.sync_delay:
+            await asyncio.sleep(self.sync_delay)
+        if self.names.get(account_id) in self.sync_fail_names:
+            raise RuntimeError("the fake phone refused to list")
+        return int(time.time()), 4915550000000 + account_id * 100_000
+
+    def _users(self, base: int, count: int) -> list[str]:
+        return [str(base + i) for i in range(count)]
+
+    async def list_chats(self, account_id: int) -> list[dict]:
+        now, base = await self._listing(account_id)
+        n, old = int(self.sync.get("chats", 0)), int(self.sync.get("old_chats", 0))
+        out = []
+        for i, user in enumerate(self._users(base, n + old)):
+            t = now - i * 60 if i < n else now - 400 * 86400 - i
+            out.append({"id": f"{user}@c.us", "name": f"Contact {i}", "is_group": False, "unread": i % 3, "t": t,
+                        "archived": False, "last": _message(f"{user}@c.us", f"hello {i}", t)})
+        for g in range(int(self.sync.get("groups", 0))):
+            gid = f"1203630{account_id:06d}{g:05d}@g.us"
+            out.append({"id": gid, "name": f"Group {g}", "is_group": True, "unread": 0, "t": now - g * 30,
+                        "archived": False, "last": _message(gid, "", now - g * 30, type_="image")})
+        return out
+
+    async def list_contacts(self, account_id: int) -> list[dict]:
+        _now, base = await self._listing(account_id)
+        count = int(self.sync.get("contacts", self.sync.get("chats", 0)))
+        return [{"id": f"{user}@c.us", "number": user, "name": f"Contact {i}", "pushname": f"Push {i}",
+                 "is_business": i % 10 == 0, "is_my_contact": i % 2 == 0}
+                for i, user in enumerate(self._users(base, count))]
+
+    async def list_groups(self, account_id: int) -> list[dict]:
+        now, base = await self._listing(account_id)
+        size = int(self.sync.get("participants", 3))
+        users = self._users(base, size)
+        return [{"id": f"1203630{account_id:06d}{g:05d}@g.us", "subject": f"Group {g}", "desc": f"Fake group {g}",
+                 "owner": f"{users[0]}@c.us" if users else None, "creation": now - 86400, "announce": False,
+                 "restrict": g % 2 == 1,
+                 "participants": [{"id": f"{u}@c.us", "is_admin": j == 0, "is_super_admin": j == 0}
+                                  for j, u in enumerate(users)]}
+                for g in range(int(self.sync.get("groups", 0)))]
+
+
+def _message(remote: str, body: str, t: int, *, type_: str = "chat") -> dict:
+    """A message in the shape of bridge.js messageView."""
+    return {"id": f"false_{remote}_FAKE{t}", "msg_id": f"FAKE{t}", "from_me": False, "remote": remote,
+            "from": remote, "to": None, "author": None, "type": type_, "body": body, "t": t, "ack": 0,
+            "has_media": type_ != "chat", "mimetype": "image/jpeg" if type_ == "image" else None, "filename": None,
+            "size": None, "quoted_id": None, "is_status": False, "lat": None, "lng": None, "loc": None,
+            "vcards": [], "reaction": None, "notify_name": None}

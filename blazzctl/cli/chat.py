@@ -1,0 +1,106 @@
+"""`blazzctl chat list`, `contact list`, `group show`: what sync (and incoming messages) stored."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from blazzctl.cli import output
+from blazzctl.cli.account import RefArgument
+from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+
+chat_app = typer.Typer(no_args_is_help=True, help="The chats of an account.")
+contact_app = typer.Typer(no_args_is_help=True, help="The contacts of an account.")
+group_app = typer.Typer(no_args_is_help=True, help="The groups of an account.")
+
+LimitOption = typer.Option(50, "--limit", "-n", min=1, max=1000, help="Most rows to show (1-1000).")
+
+
+@chat_app.command("list")
+def list_chats(ref: RefArgument, workspace: WorkspaceOption = None,
+               type_: Optional[str] = typer.Option(None, "--type", metavar="private|group",
+                                                   help="Only private chats, or only groups."),
+               unread: bool = typer.Option(False, "--unread", help="Only chats with unread messages."),
+               limit: int = LimitOption,
+               before: Optional[int] = typer.Option(None, "--before", metavar="CURSOR",
+                                                    help="The next page: the ID of the last chat shown."),
+               config: ConfigOption = None, json: JsonOption = False) -> None:
+    """List an account's chats, newest message first, a page at a time.
+
+    Example: blazzctl chat list sales --workspace acme --unread --limit 20
+    """
+    from blazzctl import views_sync
+    from blazzctl.services import chats, refs
+
+    with state(config).db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        rows = [views_sync.chat(c) for c in chats.list_chats(session, account_id=account.id, chat_type=type_,
+                                                             unread=unread, limit=limit, before=before)]
+    if json:
+        output.emit_json(rows)
+        return
+    output.table(["ID", "JID", "TYPE", "NAME", "UNREAD", "LAST MESSAGE AT", "LAST MESSAGE"],
+                 ([r["id"], r["jid"], r["chat_type"], r["name"], r["unread_count"], r["last_message_at"],
+                   _short(r["last_message"])] for r in rows),
+                 empty="no chats: sync them with `blazzctl sync run REF --wait`")
+    if len(rows) == limit:
+        output.say(f"next page: --before {rows[-1]['id']}")
+
+
+@contact_app.command("list")
+def list_contacts(ref: RefArgument, workspace: WorkspaceOption = None, limit: int = typer.Option(
+                      100, "--limit", "-n", min=1, max=1000, help="Most rows to show (1-1000)."),
+                  after: Optional[int] = typer.Option(None, "--after", metavar="CURSOR",
+                                                      help="The next page: the ID of the last contact shown."),
+                  config: ConfigOption = None, json: JsonOption = False) -> None:
+    """List an account's contacts, a page at a time.
+
+    Example: blazzctl contact list sales --workspace acme --json
+    """
+    from blazzctl import views_sync
+    from blazzctl.services import chats, refs
+
+    with state(config).db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        rows = [views_sync.contact(c) for c in chats.list_contacts(session, account_id=account.id, limit=limit,
+                                                                   after=after)]
+    if json:
+        output.emit_json(rows)
+        return
+    output.table(["ID", "JID", "PHONE", "NAME", "PUSH NAME", "BUSINESS"],
+                 ([r["id"], r["jid"], r["phone_number"], r["name"], r["push_name"],
+                   "yes" if r["is_business"] else ""] for r in rows),
+                 empty="no contacts: sync them with `blazzctl sync run REF --kind contacts --wait`")
+    if len(rows) == limit:
+        output.say(f"next page: --after {rows[-1]['id']}")
+
+
+@group_app.command("show")
+def show_group(ref: RefArgument, jid: str = typer.Argument(..., metavar="JID", help="Group JID (…@g.us, or digits)."),
+               workspace: WorkspaceOption = None, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Show a group of an account with its participants.
+
+    Example: blazzctl group show sales 120363012345678901@g.us --workspace acme
+    """
+    from blazzctl import views_sync
+    from blazzctl.services import chats, refs
+
+    with state(config).db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        view = views_sync.group(*chats.get_group(session, account_id=account.id, jid=jid))
+    if json:
+        output.emit_json(view)
+        return
+    output.fields([(k, v) for k, v in view.items() if k != "participants"])
+    output.say("")
+    output.table(["PARTICIPANT", "PHONE", "ROLE"],
+                 ([p["jid"], p["phone_number"], "superadmin" if p["is_super_admin"] else "admin" if p["is_admin"] else ""]
+                  for p in view["participants"]), empty="no participants")
+
+
+def _short(text: str | None, width: int = 60) -> str | None:
+    if text is None:
+        return None
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -1,0 +1,172 @@
+"""Sync end to end on MariaDB: `blazzctl sync run` → sync_runs → a real daemon (fake provider) → rows.
+
+The fake provider lists deterministic chats, contacts and groups per account (its ``sync``
+option) in the shapes of bridge.js, and fails listing for the accounts named in
+``sync_fail_names``. Also: one active run per account, exit codes, runs orphaned by a dead
+daemon, and the cron schedule's validation.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from sqlalchemy import func, select, update
+
+from blazzctl.db import Database
+from blazzctl.enums import SyncStatus
+from blazzctl.errors import ConfigError
+from blazzctl.models import Chat, Contact, Group, GroupParticipant, SyncRun, WhatsAppAccount
+from tests.daemon_helpers import Fleet, migrate, wait_for, write_config
+
+pytestmark = pytest.mark.mariadb
+
+LISTING = {"chats": 12, "groups": 3, "old_chats": 4, "contacts": 15, "participants": 4}
+
+
+def start_fleet(fleet: Fleet, *, fail=(), sync_settings=None, delay=0.0):
+    """One daemon whose fake provider lists ``LISTING`` for every account."""
+    path = write_config(fleet.root / "host-a.yaml", url=fleet.url, journal=fleet.journal,
+                        state_dir=fleet.root / "state", host="host-a", link_delay=0.05,
+                        provider_options={"sync": LISTING, "sync_fail_names": list(fail), "sync_delay": delay})
+    config = yaml.safe_load(path.read_text())
+    config["sync"] = {"window_days": 30, "max_chats": 1000, "batch_size": 5, **(sync_settings or {})}
+    path.write_text(yaml.safe_dump(config))
+    return fleet.start(1)
+
+
+@pytest.fixture
+def fleet(tmp_path, mariadb_url):
+    migrate(mariadb_url)
+    with Fleet(tmp_path / "fleet", mariadb_url) as fleet:
+        yield fleet
+
+
+@pytest.fixture
+def db(mariadb_url, fleet):
+    database = Database(mariadb_url)
+    yield database
+    database.dispose()
+
+
+def add_running(cli, url, *names, workspace="acme"):
+    if cli("workspace", "show", workspace, db=url).code != 0:
+        assert cli("workspace", "create", workspace, db=url).code == 0
+    for name in names:
+        assert cli("account", "add", "--workspace", workspace, "--name", name, db=url).code == 0
+        r = cli("account", "connect", name, "--workspace", workspace, "--timeout", "30", db=url)
+        assert r.code == 0, r
+
+
+def counts(db, account_id):
+    with db.session() as s:
+        def n(model, *where):
+            return s.scalar(select(func.count()).select_from(model).where(*where))
+        return {"chats": n(Chat, Chat.whatsapp_account_id == account_id),
+                "private": n(Chat, Chat.whatsapp_account_id == account_id, Chat.chat_type == "private"),
+                "group": n(Chat, Chat.whatsapp_account_id == account_id, Chat.chat_type == "group"),
+                "contacts": n(Contact, Contact.whatsapp_account_id == account_id),
+                "groups": n(Group, Group.whatsapp_account_id == account_id),
+                "participants": s.scalar(select(func.count()).select_from(GroupParticipant).join(
+                    Group, Group.id == GroupParticipant.group_id).where(Group.whatsapp_account_id == account_id))}
+
+
+def test_sync_writes_the_right_rows_and_twice_adds_none(cli, fleet, db):
+    start_fleet(fleet)
+    add_running(cli, fleet.url, "sales")
+    first = cli("sync", "run", "sales", "--workspace", "acme", "--wait", "--timeout", "60", "--json", db=fleet.url)
+    assert first.code == 0, (first, fleet.logs())
+    [run] = first.json()
+    assert run["status"] == "succeeded" and run["handled_by"] == "host-a:1" and run["created"] is True
+    # 12 recent private chats + 3 group chats (the 4 year-old chats are outside the window).
+    assert run["totals"] == {"chats": 15, "private_chats": 12, "group_chats": 3, "contacts": 15, "groups": 3,
+                             "participants": 12}
+    assert run["progress_done"] == run["progress_total"] == 15 + 15 + 3
+    expected = {"chats": 15, "private": 12, "group": 3, "contacts": 15, "groups": 3, "participants": 12}
+    account_id = run["whatsapp_account_id"]
+    assert counts(db, account_id) == expected
+    with db.session() as s:
+        ids_before = sorted(s.scalars(select(Chat.id)))
+        chats = {c.jid: c for c in s.scalars(select(Chat))}
+    group_chat = next(c for jid, c in chats.items() if jid.endswith("@g.us"))
+    assert (str(group_chat.provider_type), group_chat.last_message) == ("webjs", "[image]")
+    assert sum(c.unread_count for c in chats.values()) == sum(i % 3 for i in range(12))
+    assert {c.last_message for c in chats.values() if c.chat_type == "private"} == {f"hello {i}" for i in range(12)}
+
+    second = cli("sync", "run", "sales", "--workspace", "acme", "--wait", "--timeout", "60", db=fleet.url)
+    assert second.code == 0, second
+    assert "sales: succeeded: 15 chats (12 private, 3 group), 15 contacts, 3 groups, 12 participants" in second.stdout
+    assert counts(db, account_id) == expected
+    with db.session() as s:
+        assert sorted(s.scalars(select(Chat.id))) == ids_before  # updated in place
+        assert s.scalar(select(func.count()).select_from(SyncRun)) == 2
+
+    listed = cli("sync", "list", "--json", db=fleet.url).json()
+    assert [r["status"] for r in listed] == ["succeeded", "succeeded"]
+    assert cli("chat", "list", "sales", "--type", "group", "--json", db=fleet.url).json()[0]["chat_type"] == "group"
+
+
+def test_sync_run_all_wait_quiet_exit_codes(cli, fleet, db):
+    start_fleet(fleet, fail=["broken"])
+    add_running(cli, fleet.url, "sales", "support")
+    ok = cli("sync", "run", "--all", "--wait", "--quiet", "--timeout", "60", db=fleet.url)
+    assert (ok.code, ok.stdout, ok.stderr) == (0, "", ""), (ok, fleet.logs())
+
+    add_running(cli, fleet.url, "broken", workspace="other")
+    bad = cli("sync", "run", "--all", "--wait", "--quiet", "--timeout", "60", db=fleet.url)
+    assert bad.code == 1, bad
+    assert bad.stdout == ""
+    assert "1 of 3 sync run(s) did not succeed" in bad.stderr
+    assert "broken: failed: RuntimeError: the fake phone refused to list" in bad.stderr
+    assert "sales" not in bad.stderr  # errors only
+
+    loud = cli("sync", "run", "--workspace", "acme", "--wait", "--timeout", "60", db=fleet.url)
+    assert loud.code == 0 and "sales: succeeded" in loud.stdout and "support: succeeded" in loud.stdout
+    with db.session() as s:
+        failed = s.scalars(select(SyncRun).where(SyncRun.status == SyncStatus.FAILED)).one()
+        assert failed.finished_at is not None and "refused" in failed.error
+
+
+def test_one_active_run_per_account_and_timeouts_without_a_daemon(cli, fleet, db):
+    url = fleet.url
+    assert cli("workspace", "create", "acme", db=url).code == 0
+    assert cli("account", "add", "--workspace", "acme", "--name", "sales", db=url).code == 0
+    stopped = cli("sync", "run", "sales", db=url)
+    assert stopped.code == 4 and "not running" in stopped.stderr
+    with db.session() as s:  # desired running, but no daemon: the run stays queued
+        s.execute(update(WhatsAppAccount).values(desired_state="running"))
+    first = cli("sync", "run", "sales", "--json", db=url).json()
+    again = cli("sync", "run", "sales", "--kind", "contacts", "--json", db=url).json()
+    assert first[0]["id"] == again[0]["id"] and (first[0]["created"], again[0]["created"]) == (True, False)
+    waited = cli("sync", "run", "--all", "--wait", "--timeout", "1", "--quiet", db=url)
+    assert waited.code == 1
+    assert "sales: timed out after 1 s: still queued" in waited.stderr
+    assert cli("sync", "run", db=url).code == 2
+    assert cli("sync", "run", "--kind", "everything", "--all", db=url).code == 2
+
+
+def test_a_run_left_running_by_a_dead_daemon_is_taken_over(cli, fleet, db):
+    start_fleet(fleet)
+    add_running(cli, fleet.url, "sales")
+    fleet.stop_all()  # the account stays runnable: the next daemon claims it
+    with db.session() as s:  # what a SIGKILLed daemon leaves behind
+        account_id = s.scalar(select(WhatsAppAccount.id).where(WhatsAppAccount.name == "sales"))
+        s.add(SyncRun(whatsapp_account_id=account_id, status=SyncStatus.RUNNING, handled_by="host-z:9",
+                      progress_done=3, progress_total=30))
+    start_fleet(fleet)
+
+    def finished():
+        with db.session() as s:
+            run = s.scalars(select(SyncRun)).one()
+            return run if run.status == SyncStatus.SUCCEEDED else None
+
+    run = wait_for(finished, 60, message=lambda: fleet.logs())
+    assert run.handled_by == "host-a:1" and run.totals["chats"] == 15
+
+
+def test_schedule_accepts_five_field_cron_only():
+    from daemons.session.schedule import trigger
+
+    assert trigger("0 3 * * *") is not None and trigger("*/15 * * * 1-5") is not None
+    for bad in ("0 3 * *", "0 3 * * * *", "61 * * * *", "@daily"):
+        with pytest.raises(ConfigError):
+            trigger(bad)
