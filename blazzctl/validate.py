@@ -19,9 +19,21 @@ def name(value: str, *, what: str = "name") -> str:
         raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {NAME_MAX}",
                            hint=f"Give a shorter {what}.")
     for ch in value:
-        if unicodedata.category(ch) == "Cc":
+        category = unicodedata.category(ch)
+        if category == "Cc":
             raise InvalidInput(f"{what} contains the control character U+{ord(ch):04X}",
                                hint=f"Give a {what} without tabs, newlines or other control characters.")
+        if category == "Cs":  # bytes that were not UTF-8 (argv decodes them to lone surrogates)
+            raise InvalidInput(f"{what} is not valid UTF-8 text",
+                               hint="Check the terminal's encoding (a UTF-8 locale), and type the name again.")
+    return value
+
+
+def reference(value: str, *, what: str = "reference") -> str:
+    """A REF or WS as typed: any text, but text (bytes that were not UTF-8 can match nothing)."""
+    if any(unicodedata.category(ch) == "Cs" for ch in value):
+        raise InvalidInput(f"{what} {value!r} is not valid UTF-8 text",
+                           hint="Check the terminal's encoding (a UTF-8 locale), or use the id.")
     return value
 
 

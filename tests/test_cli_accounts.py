@@ -240,6 +240,17 @@ def test_invalid_names_are_rejected_and_nothing_written(bz, name):
     assert ok_json(bz("account", "show", "sales", "--json"))["name"] == "sales"
 
 
+def test_bytes_that_are_not_utf8_are_invalid_input(bz):
+    """argv decodes invalid UTF-8 to lone surrogates; they must not reach the driver (a traceback)."""
+    bz("workspace", "create", "acme")
+    failed(bz("workspace", "create", "bad\udcffname"), 2, "not valid UTF-8")
+    failed(bz("account", "add", "-w", "acme", "--name", "bad\udcffname"), 2, "not valid UTF-8")
+    failed(bz("account", "show", "bad\udcffname"), 2, "not valid UTF-8")
+    failed(bz("account", "list", "-w", "\udcff"), 2, "not valid UTF-8")
+    failed(bz("account", "add", "-w", "acme", "--name", "x", "--phone", "+62\udcff"), 2, "not a valid phone")
+    assert ok_json(bz("account", "list", "--json")) == []
+
+
 def test_names_of_exactly_100_characters_are_fine(bz):
     bz("workspace", "create", "acme")
     name = "é" * 99 + "🛒"

@@ -7,6 +7,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from blazzctl import validate
 from blazzctl.errors import InvalidInput, NotFound
 from blazzctl.models import WhatsAppAccount, Workspace
 
@@ -15,6 +16,7 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 def workspace(session: Session, ref: str, *, lock: bool = False) -> Workspace:
     """A workspace by id, uuid or name."""
+    validate.reference(ref, what="workspace")
     query = select(Workspace)
     if ref.isdigit():
         query = query.where(Workspace.id == int(ref))
@@ -32,6 +34,7 @@ def workspace(session: Session, ref: str, *, lock: bool = False) -> Workspace:
 
 def account(session: Session, ref: str, *, workspace_ref: str | None = None) -> WhatsAppAccount:
     """A live (not removed) account by id, uuid, session_id or name, within a workspace when given."""
+    validate.reference(ref, what="account")
     scope = workspace(session, workspace_ref) if workspace_ref else None
     base = select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None))
     if scope is not None:
