@@ -19,7 +19,6 @@ from blazzctl.db import Database
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
 from blazzctl.models import AccountCommand, WhatsAppAccount
 from blazzctl.providers import base as p
-from daemons.session import inbound
 from daemons.session.leases import Lease
 from daemons.session.status import LeaseLost, StatusWriter
 
@@ -35,13 +34,11 @@ class Owned:
     state: str = "queued"  # queued → starting → live; stopping
     restarts: int = 0
     not_before: float = 0.0  # monotonic time of the next allowed start
-    connected: bool = False  # WhatsApp reported ready: messages may be sent
 
 
 class Sessions:
-    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None) -> None:
+    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float) -> None:
         self.db = db
-        self.messages = messages  # MessagesSettings
         self.writer = writer
         self.stagger = stagger
         self.provider: p.Provider | None = None
@@ -112,7 +109,7 @@ class Sessions:
                 await asyncio.sleep(self.stagger * random.uniform(0.8, 1.2))
 
     async def _start(self, owned: Owned) -> None:
-        owned.state, owned.connected = "starting", False
+        owned.state = "starting"
         try:
             spec = await asyncio.to_thread(self._spec, owned)
             await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.STARTING,
@@ -199,12 +196,11 @@ class Sessions:
         elif isinstance(event, p.Authenticated):
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
         elif isinstance(event, p.Ready):
-            owned.restarts, owned.state, owned.connected = 0, "live", True
+            owned.restarts, owned.state = 0, "live"
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
                                     push_name=event.push_name)
             log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
         elif isinstance(event, p.Disconnected):
-            owned.connected = False
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.DISCONNECTED, reason=event.reason,
                                     last_error=event.reason)
             if event.retry:
@@ -223,14 +219,8 @@ class Sessions:
                                     last_error=(event.detail or event.reason)[:2000],
                                     desired=DesiredState.STOPPED, release=True)
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
-        elif isinstance(event, p.MessageEvent):
-            await asyncio.to_thread(inbound.store, self.db, owner=self.writer.owner, epoch=e, account_id=a,
-                                    message=event.message, settings=self.messages)
-        elif isinstance(event, p.AckEvent):
-            await asyncio.to_thread(inbound.ack, self.db, owner=self.writer.owner, epoch=e, account_id=a,
-                                    wa_message_id=event.wa_message_id, ack=event.ack)
         else:
-            log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
+            log.debug("event not handled yet", extra={"account_id": a, "event": type(event).__name__})
 
     async def _provider_stop(self, account_id: int, *, checkpoint: bool) -> None:
         if self.provider is None:
