@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,9 +23,14 @@ CONFIG_ENV = "BLAZZ_CONFIG"
 
 
 def setting(default: Any, doc: str, *, min: float | None = None, max: float | None = None,
-            choices: tuple[str, ...] | None = None, secret: bool = False, env: str | None = None) -> Any:
-    """A settings field: its default, its documentation and its validation rules."""
-    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "secret": secret, "env": env}
+            choices: tuple[str, ...] | None = None, secret: bool = False, env: str | None = None,
+            check: typing.Callable[[Any], str | None] | None = None) -> Any:
+    """A settings field: its default, its documentation and its validation rules.
+
+    ``check`` is an extra rule for a string: it returns what is wrong, or None.
+    """
+    meta = {"doc": doc, "min": min, "max": max, "choices": choices, "secret": secret, "env": env,
+            "check": check}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -34,11 +40,21 @@ def section(cls: type, doc: str) -> Any:
     return field(default_factory=cls, metadata={"doc": doc, "section": True})
 
 
+_DATABASE_URL = re.compile(r"^(sqlite(\+pysqlite)?|(mysql|mariadb)\+pymysql)://")  # drivers we install
+
+
+def _database_url(value: str) -> str | None:
+    if _DATABASE_URL.match(value):
+        return None
+    return ("must be a mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH URL "
+            "(MySQL 8 / MariaDB >= 10.6, or SQLite)")
+
+
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str | None = setting(
         None, "SQLAlchemy URL, e.g. mysql+pymysql://blazz:PASSWORD@db/blazz; "
-        "empty: the embedded SQLite file $XDG_STATE_HOME/blazz/blazz.db", secret=True)
+        "empty: the embedded SQLite file $XDG_STATE_HOME/blazz/blazz.db", secret=True, check=_database_url)
     connect_timeout: float = setting(10.0, "Seconds to wait for a connection to the database", min=1, max=300)
     pool_size: int = setting(5, "Connections kept open per process", min=1, max=100)
 
@@ -98,7 +114,7 @@ class WebhooksSettings:
                                    "in all); after the last one the delivery is dead")
     timeout: float = setting(15.0, "Seconds to connect, and to wait for the answer, of one delivery",
                              min=0.1, max=300)
-    concurrency_per_endpoint: int = setting(8, "Most deliveries in flight to one endpoint per daemon",
+    concurrency_per_endpoint: int = setting(16, "Most deliveries in flight to one endpoint per daemon",
                                             min=1, max=1000)
     batch_size: int = setting(200, "Most deliveries one daemon claims and holds in flight at once",
                               min=1, max=10000)
@@ -313,7 +329,8 @@ def _check(fld: dataclasses.Field, value: Any, owner: type) -> tuple[bool, Any]:
             return False, f"must be a string, not {value!r}"
         if meta["choices"] and value not in meta["choices"]:
             return False, f"must be one of {', '.join(meta['choices'])}, not {value!r}"
-        return True, value
+        problem = meta["check"](value) if meta.get("check") else None
+        return (False, problem) if problem else (True, value)
     if kind is list:
         if not isinstance(value, list):
             return False, "must be a list"

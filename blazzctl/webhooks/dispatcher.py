@@ -26,6 +26,7 @@ log = logging.getLogger("blazz.webhooks")
 
 SNIPPET_BYTES = 500
 USER_AGENT = "blazz-webhooks/1"
+COALESCE = 0.01  # seconds to gather freed slots before the next claim
 
 
 def lock_seconds(settings: WebhooksSettings) -> float:
@@ -120,7 +121,7 @@ class Dispatcher:
         for job in jobs:
             self.busy[job.endpoint_id] = self.busy.get(job.endpoint_id, 0) + 1
             self.tasks[job.id] = asyncio.create_task(self._deliver(job))
-        return len(jobs) > 0 and len(self.tasks) < self.settings.batch_size
+        return len(jobs) == room  # all it asked for: more may be due at once
 
     async def _pause(self, stopping: asyncio.Event, more: bool) -> None:
         if more:
@@ -131,6 +132,8 @@ class Dispatcher:
         await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waits:
             waiter.cancel()
+        if self.slot_freed.is_set() and not stopping.is_set():
+            await asyncio.sleep(COALESCE)  # let a few more finish: one claim for several slots
 
     async def _deliver(self, job: Job) -> None:
         try:
