@@ -98,6 +98,10 @@ def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int =
         raise ConfigError([("database", "database.url", f"not a database URL: {redact_url(url)}")],
                           hint="Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH.") from None
     backend = parsed.get_backend_name()
+    if parsed.get_driver_name() not in {"sqlite": ("pysqlite",), "mysql": ("pymysql",),
+                                        "mariadb": ("pymysql",)}.get(backend, (parsed.get_driver_name(),)):
+        raise ConfigError([("database", "database.url", f"unsupported driver {parsed.drivername!r}")],
+                          hint="Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH.")
     if backend == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
