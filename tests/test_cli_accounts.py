@@ -446,11 +446,26 @@ def test_sqlite_in_an_impossible_directory_is_69(cli, tmp_path):
     failed(cli("account", "list", db=f"sqlite:///{blocker}/sub/blazz.db"), 69, "cannot create the directory")
 
 
-@pytest.mark.parametrize("url,what", [("postgresql://u:pw@host/db", "unsupported database 'postgresql'"),
-                                      ("not a url", "not a database URL")])
-def test_bad_database_url_is_a_config_error(cli, url, what):
-    err = failed(cli("account", "list", db=url), 78, "invalid configuration", what)
+@pytest.mark.parametrize("url", ["postgresql://u:pw@host/db", "not a url", "mysql://u:pw@127.0.0.1:1/db",
+                                 "mysql+mysqldb://u:pw@127.0.0.1:1/db", "sqlite+foo:///x.db"])
+def test_bad_database_url_is_a_config_error(cli, url):
+    err = failed(cli("account", "list", db=url), 78, "invalid configuration", "BLAZZ_DATABASE_URL: database.url",
+                 "mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH")
     assert "pw@" not in err
+
+
+@pytest.mark.parametrize("url,what", [("postgresql://u:pw@host/db", "unsupported database 'postgresql'"),
+                                      ("mysql://u:pw@h/db", "unsupported driver 'mysql'"),
+                                      ("mariadb+foo://u:pw@h/db", "unsupported driver 'mariadb+foo'"),
+                                      ("::", "not a database URL")])
+def test_database_refuses_urls_it_cannot_serve(url, what):
+    """Code that opens a Database without settings (daemons, tests) gets the same config error."""
+    from blazzctl.db import Database
+    from blazzctl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        Database(url)
+    assert what in str(err.value) and "pw" not in str(err.value)
 
 
 def test_invalid_config_value_is_78_for_every_command(cli, migrated_url):

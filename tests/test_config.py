@@ -64,6 +64,14 @@ def test_a_named_file_must_exist(tmp_path, monkeypatch, how):
 # --- environment -------------------------------------------------------------------------
 
 
+def test_xdg_config_home_defaults_to_dot_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = lease_file(tmp_path / "home" / ".config" / "blazz" / "blazz.yaml", 15)
+    s = load_settings()
+    assert s.source == str(path) and s.daemon.lease_ttl == 15
+
+
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path / "blazz.yaml", {"database": {"url": "sqlite:///from-file.db"},
                                             "daemon": {"lease_ttl": 40, "capacity": 7}})
@@ -145,14 +153,17 @@ def test_config_check_ok(cli, tmp_path):
 
 
 def test_config_check_lists_every_problem_and_exits_78(cli, tmp_path):
-    path = write(tmp_path / "bad.yaml", {"daemon": {"lease_ttl": "soon", "capacity": 0}, "nope": 1})
+    path = write(tmp_path / "bad.yaml", {"daemon": {"lease_ttl": "soon", "capacity": 0}, "nope": 1,
+                                         "database": {"url": "postgresql://blazz:Secr3t@db/blazz"}})
     r = cli("config", "check", "--config", str(path), env={"BLAZZ_LOGGING_FORMAT": "xml"})
     assert r.code == 78 and r.stdout == "" and "Traceback" not in r.stderr
     lines = r.stderr.splitlines()
     assert lines[0] == "error: invalid configuration:"
     for line in (f"{path}: daemon.lease_ttl: must be a number", f"{path}: daemon.capacity: must be at least 1",
-                 f"{path}: nope: unknown key", "environment BLAZZ_LOGGING_FORMAT: logging.format: must be one of"):
+                 f"{path}: nope: unknown key", "environment BLAZZ_LOGGING_FORMAT: logging.format: must be one of",
+                 f"{path}: database.url: must be a mysql+pymysql://"):
         assert any(line in got for got in lines), (line, r.stderr)
+    assert "Secr3t" not in r.stderr
     assert "blazzctl config check" in r.stderr
 
 
