@@ -45,3 +45,11 @@ def audit_event(event: AuditEvent) -> dict[str, Any]:
     return {"id": event.id, "workspace_id": event.workspace_id, "os_user": event.os_user,
             "sudo_user": event.sudo_user, "command": event.command, "target_type": event.target_type,
             "target": event.target, "details": event.details, "created_at": iso(event.created_at)}
+
+
+def message(msg) -> dict[str, Any]:
+    return {"id": msg.id, "uuid": msg.uuid, "whatsapp_account_id": msg.whatsapp_account_id, "chat_jid": msg.chat_jid,
+            "direction": str(msg.direction), "type": msg.type, "body": msg.body, "status": str(msg.status),
+            "ack": msg.ack, "wa_message_id": msg.wa_message_id, "idempotency_key": msg.idempotency_key,
+            "error": msg.error, "created_at": iso(msg.created_at), "sent_at": iso(msg.sent_at),
+            "delivered_at": iso(msg.delivered_at), "read_at": iso(msg.read_at)}

@@ -77,6 +77,9 @@ def _register() -> None:
     from blazzctl.cli import key, quickstart
 
     app.add_typer(key.app, name="key")
+    from blazzctl.cli import message
+
+    app.add_typer(message.app, name="message")
     app.command("quickstart")(quickstart.quickstart)
     app.command("health", cls=health.HealthCommand)(health.health)
     from blazzctl.cli import webhook

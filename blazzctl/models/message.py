@@ -17,8 +17,8 @@ class Message(IdMixin, UuidMixin, Base):
         UniqueConstraint("whatsapp_account_id", "wa_message_id"),
         UniqueConstraint("whatsapp_account_id", "idempotency_key"),
         Index("ix_messages_chat_created", "chat_id", "created_at", "id"),
-        Index("ix_messages_workspace_created", "workspace_id", "created_at"),
-        Index("ix_messages_account_id", "whatsapp_account_id", "id"),
+        Index("ix_messages_workspace_created", "workspace_id", "created_at", "id"),
+        Index("ix_messages_account_created", "whatsapp_account_id", "created_at", "id"),
         # The owning daemon's outbound poll: an account's due messages by status.
         Index("ix_messages_outbox", "whatsapp_account_id", "status", "next_attempt_at", "id"),
     )

@@ -145,6 +145,10 @@ class Provider(abc.ABC):
     async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
         raise Unsupported(f"{type(self).__name__} cannot send messages")
 
+    async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
+        """Whether WhatsApp has a message with this id (asked before any resend)."""
+        raise Unsupported(f"{type(self).__name__} cannot look messages up")
+
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         raise Unsupported(f"{type(self).__name__} cannot check numbers")
 

@@ -22,6 +22,7 @@ from blazzctl.providers import base as providers
 from daemons.session import commands, heartbeat, leases, sync
 from daemons.session.claimer import Claimer
 from daemons.session.notify import Notifier
+from daemons.session.outbound import Outbound
 from daemons.session.sessions import Sessions
 from daemons.session.status import StatusWriter
 from daemons.session.webhooks import run_dispatcher
@@ -42,7 +43,8 @@ class SessionDaemon:
         self.notifier = Notifier.from_env()
         self.stopping = asyncio.Event()
         self.signals = 0
-        self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger)
+        self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger,
+                                 messages=settings.messages)
         self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier)
         self.tree = heartbeat.ProcessTree()
         self.events: asyncio.Queue[providers.ProviderEvent] = asyncio.Queue()
@@ -63,8 +65,8 @@ class SessionDaemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
+        provider_cls = providers.load_provider_class(self.settings.providers.webjs.driver)  # bad config: exit now
         await self._be_born()
-        provider_cls = providers.load_provider_class(self.settings.providers.webjs.driver)
         self.sessions.provider = provider_cls(settings=self.settings.providers.webjs, state_dir=self.state_dir,
                                               emit=self.events.put, daemon_name=self.name,
                                               secrets=self.settings.secrets, database=self.db)
@@ -84,7 +86,9 @@ class SessionDaemon:
     def _extra_tasks(self) -> list[asyncio.Task]:
         """Workers beside the session loops: the webhook dispatcher."""
         return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping)),
-                asyncio.create_task(sync.run_sync(self.db, self.sessions, self.settings, self.name, self.stopping))]
+                asyncio.create_task(sync.run_sync(self.db, self.sessions, self.settings, self.name, self.stopping)),
+                asyncio.create_task(Outbound(self.db, self.sessions, self.name, self.settings.messages)
+                                    .loop(self.stopping))]
 
     async def _be_born(self) -> None:
         failures = 0

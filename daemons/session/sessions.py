@@ -19,6 +19,7 @@ from blazzctl.db import Database
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
 from blazzctl.models import AccountCommand, WhatsAppAccount
 from blazzctl.providers import base as p
+from daemons.session import inbound
 from daemons.session.leases import Lease
 from daemons.session.status import LeaseLost, StatusWriter
 
@@ -34,11 +35,13 @@ class Owned:
     state: str = "queued"  # queued → starting → live; stopping
     restarts: int = 0
     not_before: float = 0.0  # monotonic time of the next allowed start
+    connected: bool = False  # WhatsApp reported ready: messages may be sent
 
 
 class Sessions:
-    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float) -> None:
+    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None) -> None:
         self.db = db
+        self.messages = messages  # MessagesSettings
         self.writer = writer
         self.stagger = stagger
         self.provider: p.Provider | None = None
@@ -109,7 +112,7 @@ class Sessions:
                 await asyncio.sleep(self.stagger * random.uniform(0.8, 1.2))
 
     async def _start(self, owned: Owned) -> None:
-        owned.state = "starting"
+        owned.state, owned.connected = "starting", False
         try:
             spec = await asyncio.to_thread(self._spec, owned)
             await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.STARTING,
@@ -196,11 +199,12 @@ class Sessions:
         elif isinstance(event, p.Authenticated):
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
         elif isinstance(event, p.Ready):
-            owned.restarts, owned.state = 0, "live"
+            owned.restarts, owned.state, owned.connected = 0, "live", True
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
                                     push_name=event.push_name)
             log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
         elif isinstance(event, p.Disconnected):
+            owned.connected = False
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.DISCONNECTED, reason=event.reason,
                                     last_error=event.reason)
             if event.retry:
@@ -208,19 +212,38 @@ class Sessions:
                 await self._provider_stop(a, checkpoint=False)
                 self.schedule_restart(owned)
         elif isinstance(event, p.LoggedOut):
-            self.owned.pop(a, None)
+            # Stay owned ("stopping") until the outcome is written: an account popped while its
+            # browser closes is a stray to the claim round, which releases it (desired still
+            # running) and claims it again, and the logout is lost.
+            owned.state = "stopping"
             await self._provider_stop(a, checkpoint=False)
-            await asyncio.to_thread(w.set_status, a, e, AccountStatus.LOGGED_OUT, reason=event.reason,
-                                    desired=DesiredState.STOPPED, release=True)
+            try:
+                await asyncio.to_thread(w.set_status, a, e, AccountStatus.LOGGED_OUT, reason=event.reason,
+                                        desired=DesiredState.STOPPED, release=True)
+            finally:
+                self._forget(owned)
         elif isinstance(event, p.Failed):
-            self.owned.pop(a, None)
+            owned.state = "stopping"  # as for LoggedOut
             await self._provider_stop(a, checkpoint=False)
-            await asyncio.to_thread(w.set_status, a, e, AccountStatus.FAILED, reason=event.reason,
-                                    last_error=(event.detail or event.reason)[:2000],
-                                    desired=DesiredState.STOPPED, release=True)
+            try:
+                await asyncio.to_thread(w.set_status, a, e, AccountStatus.FAILED, reason=event.reason,
+                                        last_error=(event.detail or event.reason)[:2000],
+                                        desired=DesiredState.STOPPED, release=True)
+            finally:
+                self._forget(owned)
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
+        elif isinstance(event, p.MessageEvent):
+            await asyncio.to_thread(inbound.store, self.db, owner=self.writer.owner, epoch=e, account_id=a,
+                                    message=event.message, settings=self.messages)
+        elif isinstance(event, p.AckEvent):
+            await asyncio.to_thread(inbound.ack, self.db, owner=self.writer.owner, epoch=e, account_id=a,
+                                    wa_message_id=event.wa_message_id, ack=event.ack)
         else:
-            log.debug("event not handled yet", extra={"account_id": a, "event": type(event).__name__})
+            log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
+
+    def _forget(self, owned: Owned) -> None:
+        if self.owned.get(owned.account_id) is owned:
+            self.owned.pop(owned.account_id)
 
     async def _provider_stop(self, account_id: int, *, checkpoint: bool) -> None:
         if self.provider is None:

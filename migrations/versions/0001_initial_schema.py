@@ -365,10 +365,10 @@ def upgrade() -> None:
     mysql_engine='InnoDB'
     )
     with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_account_id', ['whatsapp_account_id', 'id'], unique=False)
+        batch_op.create_index('ix_messages_account_created', ['whatsapp_account_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_chat_created', ['chat_id', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_messages_outbox', ['whatsapp_account_id', 'status', 'next_attempt_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_workspace_created', ['workspace_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_messages_workspace_created', ['workspace_id', 'created_at', 'id'], unique=False)
 
     op.create_table('wa_group_participants',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),

@@ -16,6 +16,12 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
   is deterministic per account id, so tests can count rows.
 - ``sync_fail_names``: account names whose listings raise (a failing sync)
 - ``sync_delay``: seconds each listing takes (to watch a run in progress)
+- ``outbox``: a file that plays WhatsApp's servers for sending: one JSON line per message
+  that reached "WhatsApp" (it outlives daemon processes, so a test can count duplicates
+  after a SIGKILL, and ``message_exists`` reads it like the real provider asks WhatsApp)
+- ``send_delay``: seconds a send takes (default 0)
+- ``not_on_whatsapp``: phone numbers (digits) that are not on WhatsApp
+- ``acks``: acks reported after a send, e.g. ``[2, 3]`` (delivered, then read), 0.05 s apart
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ class FakeProvider(p.Provider):
         self.fail_names = set(opts.get("fail_names", []))
         self.crash_names = set(opts.get("crash_names", []))
         self.journal = Path(opts["journal"]) if opts.get("journal") else None
+        self.outbox = Path(opts["outbox"]) if opts.get("outbox") else None
+        self.send_delay = float(opts.get("send_delay", 0))
+        self.not_on_whatsapp = {str(n).lstrip("+") for n in opts.get("not_on_whatsapp", [])}
+        self.acks = [int(a) for a in opts.get("acks", [])]
         self.sync = dict(opts.get("sync") or {})
         self.sync_fail_names = set(opts.get("sync_fail_names", []))
         self.sync_delay = float(opts.get("sync_delay", 0))
@@ -78,6 +88,35 @@ class FakeProvider(p.Provider):
     async def logout(self, account_id: int) -> None:
         await self.stop(account_id, checkpoint=False)
         self._write("logout", account_id)
+
+    async def send_message(self, account_id: int, message: dict) -> dict:
+        if account_id not in self.live:
+            raise p.SessionNotReady(f"account {account_id} is not connected")
+        if self.send_delay:
+            await asyncio.sleep(self.send_delay)
+        wa_id = f"true_{message['to']}_{message['msg_id']}"
+        if self.outbox is not None:
+            line = json.dumps({"account_id": account_id, "id": wa_id, "to": message["to"],
+                               "body": message.get("body"), "media": bool(message.get("media")),
+                               "daemon": self.daemon_name, "t": time.time()})
+            with open(self.outbox, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+        for i, ack in enumerate(self.acks):
+            asyncio.get_running_loop().call_later(0.05 * (i + 1), self._ack, account_id, wa_id, ack)
+        return {"id": wa_id, "msg_id": message["msg_id"], "result": "OK"}
+
+    def _ack(self, account_id: int, wa_id: str, ack: int) -> None:
+        if account_id in self.live:
+            asyncio.ensure_future(self.emit(p.AckEvent(account_id, wa_message_id=wa_id, ack=ack)))
+
+    async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
+        if self.outbox is None or not self.outbox.exists():
+            return False
+        with open(self.outbox, encoding="utf-8") as fh:
+            return any(json.loads(line).get("id") == wa_message_id for line in fh if line.strip())
+
+    async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
+        return phone.lstrip("+") not in self.not_on_whatsapp
 
     async def close(self) -> None:
         for account_id in list(self.live):

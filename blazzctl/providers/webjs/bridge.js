@@ -116,6 +116,13 @@
     return found && found.wid ? ser(found.wid) : null;
   }
 
+  async function messageExists(serializedId) {
+    const { Msg } = req("WAWebCollections");
+    if (Msg.get(serializedId)) return true;
+    const found = Msg.getMessagesById ? await Msg.getMessagesById([serializedId]) : null;
+    return !!(found && found.messages && found.messages.length);
+  }
+
   async function sendMessage(args) {
     const { to, body, msgId, quotedId, media } = args;
     const chat = await chatFor(to);
@@ -185,7 +192,7 @@
     }));
   }
 
-  window.__blazz = { numberExists, sendMessage, listChats, listContacts, listGroups, me,
+  window.__blazz = { numberExists, messageExists, sendMessage, listChats, listContacts, listGroups, me,
                      state: () => req("WAWebSocketModel").Socket.state,
                      logout: () => req("WAWebSocketModel").Socket.logout() };
   if (!boot()) {

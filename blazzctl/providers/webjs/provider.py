@@ -104,6 +104,9 @@ class WebjsProvider(p.Provider):
                 "media": session.media_payload(message["media"]) if message.get("media") else None}
         return await session.call("sendMessage", args)
 
+    async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
+        return bool(await self._session(account_id).call("messageExists", wa_message_id))
+
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         return bool(await self._session(account_id).call("numberExists", phone))
 

@@ -1,0 +1,214 @@
+"""The outbound sender: queued messages of our connected accounts, sent exactly once.
+
+Exactly once across crashes: before a message is handed to WhatsApp it gets its WhatsApp
+message id and the status ``sending`` (committed, fenced by the lease). Whoever finds a
+message in ``sending`` later (this daemon after an error, or the next owner after a crash)
+first asks WhatsApp whether that id exists, and only sends it again when it does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select, update
+
+from blazzctl.db import Database, db_now
+from blazzctl.enums import MessageStatus
+from blazzctl.models import Message, WhatsAppAccount
+from blazzctl.providers import base as p
+from blazzctl.services import events
+from daemons.session.status import LeaseLost
+from daemons.session.pacing import IdleBackoff
+from daemons.session.ratelimit import TokenBucket
+from daemons.session.sessions import Sessions
+
+log = logging.getLogger("blazz.outbound")
+
+BATCH = 100
+PERMANENT = ("wid error", "invalid wid", "No LID for user", "media unreadable")
+
+
+@dataclass(frozen=True)
+class Job:
+    message_id: int
+    account_id: int
+    epoch: int
+
+
+def new_msg_id() -> str:
+    """A WhatsApp Web style message id (``3EB0`` + hex), chosen before the send."""
+    return "3EB0" + secrets.token_hex(9).upper()
+
+
+class Outbound:
+    def __init__(self, db: Database, sessions: Sessions, owner: str, settings) -> None:
+        self.db = db
+        self.sessions = sessions
+        self.owner = owner
+        self.cfg = settings
+        self.buckets: dict[int, TokenBucket] = {}
+        self.busy: set[int] = set()  # accounts with a send in flight (one at a time per account)
+        self.backoff = IdleBackoff(settings.poll_interval, max(2.0, settings.poll_interval))
+
+    async def loop(self, stopping: asyncio.Event) -> None:
+        tasks: set[asyncio.Task] = set()
+        while not stopping.is_set():
+            found = 0
+            try:
+                accounts = {a: o.epoch for a, o in self.sessions.owned.items() if o.connected and a not in self.busy}
+                if accounts:
+                    jobs = await asyncio.to_thread(self.due, list(accounts))
+                    found = len(jobs)
+                    for account_id, message_ids in jobs.items():
+                        self.busy.add(account_id)
+                        task = asyncio.create_task(self._drain(account_id, accounts[account_id], message_ids))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+            except Exception as exc:
+                log.warning("outbound poll failed", extra={"error": str(exc)[:200]})
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=self.backoff.found(found > 0))
+            except asyncio.TimeoutError:
+                pass
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def due(self, account_ids: list[int]) -> dict[int, list[int]]:
+        """Due messages of these accounts, oldest first, grouped by account."""
+        with self.db.session() as s:
+            rows = s.execute(select(Message.id, Message.whatsapp_account_id).where(
+                Message.whatsapp_account_id.in_(account_ids),
+                Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
+                or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= db_now()),
+            ).order_by(Message.id).limit(BATCH)).all()
+        jobs: dict[int, list[int]] = {}
+        for message_id, account_id in rows:
+            jobs.setdefault(account_id, []).append(message_id)
+        return jobs
+
+    async def _drain(self, account_id: int, epoch: int, message_ids: list[int]) -> None:
+        try:
+            for message_id in message_ids:
+                owned = self.sessions.owned.get(account_id)
+                if owned is None or owned.epoch != epoch or not owned.connected:
+                    return
+                await self._pace(account_id)
+                await self.send_one(Job(message_id, account_id, epoch))
+        except LeaseLost:
+            await self.sessions.lose(account_id)
+        finally:
+            self.busy.discard(account_id)
+
+    async def _pace(self, account_id: int) -> None:
+        bucket = self.buckets.get(account_id)
+        if bucket is None:
+            bucket = self.buckets[account_id] = TokenBucket(self.cfg.rate_per_minute, self.cfg.burst, self.cfg.jitter)
+        while (wait := bucket.wait_time()) > 0:
+            await asyncio.sleep(wait)
+        bucket.take()
+
+    async def send_one(self, job: Job) -> None:
+        provider = self.sessions.provider
+        prepared = await asyncio.to_thread(self.prepare, job)
+        if prepared is None:
+            return
+        msg_id, wa_id, jid, resend_check = prepared
+        started = time.monotonic()
+        try:
+            if resend_check and await provider.message_exists(job.account_id, wa_id):
+                await asyncio.to_thread(self.mark_sent, job, wa_id)
+                log.info("message was already sent; not sending again", extra={"message_id": job.message_id})
+                return
+            if jid.endswith("@c.us") and not await provider.is_on_whatsapp(job.account_id, jid.split("@")[0]):
+                await asyncio.to_thread(self.fail, job, "not_on_whatsapp")
+                return
+            message = await asyncio.to_thread(self.payload, job.message_id, jid, msg_id)
+            result = await provider.send_message(job.account_id, message)
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            await asyncio.to_thread(self.failed_attempt, job, exc)
+            return
+        sent_id = (result or {}).get("id") or wa_id
+        await asyncio.to_thread(self.mark_sent, job, sent_id)
+        log.info("message sent", extra={"message_id": job.message_id, "account_id": job.account_id,
+                                        "ms": round((time.monotonic() - started) * 1000)})
+
+    # --- database steps (each one fenced transaction) -------------------------------------------
+
+    def _hold(self, s, job: Job) -> None:
+        held = s.execute(update(WhatsAppAccount).where(
+            WhatsAppAccount.id == job.account_id, WhatsAppAccount.owner == self.owner,
+            WhatsAppAccount.lease_epoch == job.epoch).values(last_activity_at=db_now())
+            .execution_options(synchronize_session=False)).rowcount
+        if held != 1:
+            raise LeaseLost(job.account_id)
+
+    def prepare(self, job: Job) -> tuple[str, str, str, bool] | None:
+        """Commit the WhatsApp id and ``sending`` before the send; returns (msg id, wa id, jid, check first)."""
+        with self.db.session() as s:
+            self._hold(s, job)
+            m = s.scalars(select(Message).where(Message.id == job.message_id).with_for_update()).one()
+            if m.status not in (MessageStatus.PENDING, MessageStatus.SENDING):
+                return None
+            resend_check = m.status == MessageStatus.SENDING and m.wa_message_id is not None
+            if m.wa_message_id is None:
+                msg_id = new_msg_id()
+                m.wa_message_id = f"true_{m.chat_jid}_{msg_id}"
+            m.status, m.attempts = MessageStatus.SENDING, m.attempts + 1
+            return m.wa_message_id.rsplit("_", 1)[-1], m.wa_message_id, m.chat_jid, resend_check
+
+    def payload(self, message_id: int, jid: str, msg_id: str) -> dict:
+        with self.db.session() as s:
+            m = s.get(Message, message_id)
+            media = None
+            if m.media_path:
+                media = {"path": m.media_path, "mimetype": m.media_mimetype, "filename": m.media_filename,
+                         "caption": m.body, "as_document": m.type == "document"}
+            return {"to": jid, "body": m.body if not media else "", "msg_id": msg_id,
+                    "quoted_id": m.quoted_wa_message_id, "media": media}
+
+    def mark_sent(self, job: Job, wa_id: str) -> None:
+        with self.db.session() as s:
+            self._hold(s, job)
+            m = s.scalars(select(Message).where(Message.id == job.message_id).with_for_update()).one()
+            if m.status != MessageStatus.SENDING:
+                return  # an ack got there first
+            m.status, m.wa_message_id, m.sent_at, m.error = MessageStatus.SENT, wa_id, db_now(), None
+            m.ack = max(m.ack or 0, 1)
+            s.flush()
+            events.record(s, type="message.sent", workspace_id=m.workspace_id, account_id=m.whatsapp_account_id,
+                          data={"message_id": m.id, "uuid": m.uuid, "wa_message_id": wa_id, "to": m.chat_jid})
+
+    def fail(self, job: Job, reason: str) -> None:
+        with self.db.session() as s:
+            self._hold(s, job)
+            m = s.get(Message, job.message_id)
+            m.status, m.error = MessageStatus.FAILED, reason[:255]
+            s.flush()
+            events.record(s, type="message.status", workspace_id=m.workspace_id, account_id=m.whatsapp_account_id,
+                          data={"message_id": m.id, "uuid": m.uuid, "status": "failed", "error": m.error})
+        log.warning("message failed", extra={"message_id": job.message_id, "reason": reason})
+
+    def failed_attempt(self, job: Job, exc: Exception) -> None:
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        permanent = any(mark in text for mark in PERMANENT) or isinstance(exc, (FileNotFoundError,
+                                                                                 PermissionError))
+        with self.db.session() as s:
+            attempts = s.scalar(select(Message.attempts).where(Message.id == job.message_id))
+        if permanent or attempts >= self.cfg.send_attempts:
+            self.fail(job, f"send_failed: {text}")
+            return
+        delay = min(300.0, 2.0 ** attempts)
+        with self.db.session() as s:
+            self._hold(s, job)
+            s.execute(update(Message).where(Message.id == job.message_id).values(
+                next_attempt_at=db_now(delay), error=f"retrying: {text}"[:255])
+                .execution_options(synchronize_session=False))
+        log.info("send will be retried", extra={"message_id": job.message_id, "in_s": delay, "error": text,
+                                                "transient": isinstance(exc, p.SessionNotReady)})
