@@ -43,6 +43,7 @@ class WebjsSession:
         self.closing = False
         self.loaded = False
         self.ready = False
+        self.logged_out = False  # the phone unlinked us: the profile's login is dead, delete it on close
         self.qr_count = 0
         self.last_qr_at: float | None = None
         self.qr_lifetime = 20.0
@@ -190,6 +191,7 @@ class WebjsSession:
         self.spawn(self._checkpoints())
 
     async def _logged_out(self, why: str) -> None:
+        self.logged_out = True
         await self.emit(p.LoggedOut(self.account_id, reason=why))
 
     # --- checkpoints (portable login) ------------------------------------------------------------
@@ -228,6 +230,9 @@ class WebjsSession:
                 await self.context.close()
             except Exception:
                 pass
+        if self.logged_out:  # a dead login must not be restored, nor archived, nor relaunched
+            await asyncio.to_thread(profile.delete, self.profile)
+            return
         if checkpoint and self.ready and profile.has_login(self.profile):
             self.closing = False  # checkpoint() checks it; no events can fire: the browser is gone
             try:
