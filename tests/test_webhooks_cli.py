@@ -144,3 +144,24 @@ def test_dead_letters_are_redelivered_from_the_cli(wcli, url):
     (row,) = wcli("webhook", "deliveries", "--json").json()
     assert (row["status"], row["attempts"], row["last_status_code"]) == ("delivered", 1, 200)
     assert len(receiver.ids()) == 1 and len(receiver.requests) == 4
+
+
+def test_redelivering_after_410_re_enables_the_endpoint(wcli, url):
+    answers = iter([(410, {}), (200, {})])
+    with Receiver(lambda r: next(answers)) as receiver:
+        ep = wcli("webhook", "add", "-w", "acme", receiver.url, "--json").json()["id"]
+        result = wcli("webhook", "test", str(ep))
+        assert result.code == 1
+        assert wcli("webhook", "list", "--json").json()[0]["active"] is False
+        (dead,) = wcli("webhook", "deliveries", "--status", "dead", "--json").json()
+        assert dead["last_status_code"] == 410
+        assert wcli("webhook", "test", str(ep)).code == 4  # disabled: conflict
+        assert wcli("webhook", "redeliver", str(dead["id"])).code == 0
+        assert wcli("webhook", "list", "--json").json()[0]["active"] is True
+        db = Database(url)
+        try:
+            with DispatcherThread(db, fast_settings()):
+                assert wait_until(lambda: wcli("webhook", "deliveries", "--status", "delivered", "--json").json())
+        finally:
+            db.dispose()
+    assert len(receiver.requests) == 2 and len(receiver.ids()) == 1
