@@ -1,0 +1,297 @@
+"""The built-in WhatsApp Web provider end to end: real daemon processes, real Chromium, the fake WhatsApp Web.
+
+Every daemon here runs the default driver (``blazzctl.providers.webjs``) with ``providers.webjs.url``
+pointing at ``tests/fakes/wa_web`` on 127.0.0.1, and short daemon timings (leases of 6 s renewed
+every 0.5 s). The "phone" is the fake's control API. One fake serves the whole module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_helpers import migrate, wait_for
+from tests.webjs_helpers import (
+    LiveCommand,
+    Recorder,
+    WebjsFleet,
+    account_row,
+    archive_count,
+    decode_qr_image,
+    devices_of,
+    profile_processes,
+    qr_blocks,
+    terminal_qr_to_pbm,
+    wait_qr,
+    wait_status,
+    zbarimg,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} "
+                                "(apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def fake():
+    """One fake WhatsApp Web for the module (QR refs rotate every 20 s unless a test changes it)."""
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
+        yield fake
+
+
+@pytest.fixture
+def database_of():
+    """``database_of(url)``: a migrated ``Database`` on ``url`` (disposed at the end)."""
+    from blazzctl.db import Database
+
+    opened = []
+
+    def make(url: str):
+        migrate(url)
+        db = Database(url)
+        opened.append(db)
+        return db
+
+    yield make
+    for db in opened:
+        db.dispose()
+
+
+def add_account(cli, url: str, name: str, workspace: str = "acme") -> dict:
+    if cli("workspace", "show", workspace, db=url).code != 0:
+        assert cli("workspace", "create", workspace, db=url).code == 0
+    result = cli("account", "add", "--workspace", workspace, "--name", name, "--json", db=url)
+    assert result.code == 0, result
+    return result.json()
+
+
+def new_key(cli, path: Path) -> Path:
+    result = cli("key", "generate", "--file", str(path))
+    assert result.code == 0, result
+    assert (path.stat().st_mode & 0o777) == 0o600
+    return path
+
+
+def link(fake, db, account_id: int, phone: str, fleet: WebjsFleet) -> dict:
+    """Scan the account's current QR with ``phone`` and wait until it is connected."""
+    fake.link(wait_qr(db, account_id, 60, fleet), phone)
+    return wait_status(db, account_id, "connected", 60, fleet)
+
+
+# --- 1-4: connect with a QR, the QR's forms, handover to another host, logout from the phone ------------
+
+def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, mariadb_url, database_of, tmp_path):
+    db = database_of(mariadb_url)
+    key = new_key(cli, tmp_path / "keys" / "session.key")
+    account = add_account(cli, mariadb_url, "sales")
+    aid, phone = account["id"], "+4915550001"
+    with WebjsFleet(tmp_path / "fleet", mariadb_url, fake.url, key_file=key) as fleet:
+        first = fleet.start(1, host="host-a")
+        connect = LiveCommand("account", "connect", "sales", "--workspace", "acme", "--timeout", "60",
+                              env={"BLAZZ_DATABASE_URL": mariadb_url})
+        try:
+            # 1. The QR: in the database, and drawn by `connect` in the terminal.
+            qr = wait_qr(db, aid, 60, fleet)
+            assert len(qr.split(",")) == 5 and qr.startswith("2@")
+            row = account_row(db, aid)
+            assert row["status"] == "qr_scanning" and row["qr_expires_at"] is not None
+            assert row["owner"] == first.name
+            drawings = wait_for(lambda: qr_blocks(connect.stdout), 30, message=lambda: f"a QR in connect's "
+                                f"output: {connect.stdout!r} {connect.stderr!r}")
+            assert "status: qr_scanning" in connect.stdout
+            if zbarimg():
+                assert decode_qr_image(terminal_qr_to_pbm(drawings[-1], tmp_path / "terminal.pbm")) == [qr]
+
+            # 2. `account qr`: --json and --png.
+            shown = cli("account", "qr", "sales", "--workspace", "acme", "--json", db=mariadb_url)
+            assert shown.code == 0, shown
+            assert set(shown.json()) == {"qr", "expires_at"} and shown.json()["qr"] == qr
+            assert shown.json()["expires_at"]
+            png = tmp_path / "qr.png"
+            saved = cli("account", "qr", "sales", "--workspace", "acme", "--png", str(png), db=mariadb_url)
+            assert saved.code == 0, saved
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            if zbarimg():
+                assert decode_qr_image(png) == [qr]
+
+            # The phone scans it: connected, with the number in E.164; connect exits 0 naming it.
+            fake.link(qr, phone.lstrip("+"))
+            assert connect.wait(60) == 0, (connect.stdout, connect.stderr)
+        finally:
+            connect.kill()
+        assert phone in connect.lines[-1] and "connected" in connect.lines[-1]
+        row = account_row(db, aid)
+        assert (row["status"], row["phone_number"], row["qr_code"]) == ("connected", phone, None)
+        assert len(devices_of(fake, phone)) == 1
+
+        # The login is archived within 10 s of ready.
+        wait_for(lambda: account_row(db, aid)["auth_saved_at"] is not None and archive_count(db, aid)[0] >= 1,
+                 15, message="a login archive")
+        shown = cli("account", "show", str(aid), "--json", db=mariadb_url).json()
+        assert shown["auth_saved_at"] is not None
+
+        # 3. The owning daemon and its browser die; a daemon on another host (its own state
+        # directory, the same key file) restores the login from the database: no new QR.
+        seen = Recorder(db, aid)
+        with seen:
+            fleet.kill(first)
+            second = fleet.start(1, host="host-b")
+            wait_for(lambda: seen.reached("connected", second.name), 60,
+                     message=lambda: f"connected by {second.name}: {seen.seen}\n{fleet.logs(40)}")
+            row = account_row(db, aid)
+            assert seen.qrs() == [], seen.seen
+            assert "qr_scanning" not in seen.statuses(), seen.seen
+            assert row["phone_number"] == phone and row["qr_code"] is None
+            assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
+            restored = fleet.profile("host-b", account["session_id"])
+            assert restored != fleet.profile("host-a", account["session_id"]) and restored.is_dir()
+
+            # 4. Logged out from the phone: logged_out, the archives and the local profile are gone.
+            fake.logout(phone)
+            row = wait_status(db, aid, "logged_out", 30, fleet)
+        assert seen.qrs() == [], seen.seen
+        assert row["auth_saved_at"] is None and row["desired_state"] == "stopped"
+        assert archive_count(db, aid) == (0, 0)
+        wait_for(lambda: not restored.exists(), 15, message=f"{restored} deleted")
+        assert second.alive()
+
+
+# --- 5, 6, 8: one SQLite database and one daemon (max_qr 2) for several independent accounts --------------
+
+@pytest.fixture(scope="module")
+def shared(fake, tmp_path_factory):
+    """A daemon (host-a, its session key generated in its state directory) on a SQLite file."""
+    from types import SimpleNamespace
+
+    from blazzctl.db import Database
+
+    root = tmp_path_factory.mktemp("webjs-sqlite")
+    url = f"sqlite:///{root / 'blazz.db'}"
+    migrate(url)
+    db = Database(url)
+    fleet = WebjsFleet(root / "fleet", url, fake.url, webjs={"max_qr": 2})
+    try:
+        daemon = fleet.start(1, host="host-a")
+        yield SimpleNamespace(url=url, db=db, fleet=fleet, daemon=daemon)
+    finally:
+        fleet.close()
+        db.dispose()
+
+
+def connect_and_link(cli, env, name: str, phone: str) -> dict:
+    account = add_account(cli, env.url, name)
+    assert cli("account", "connect", str(account["id"]), "--no-wait", db=env.url).code == 0
+    row = link(env.fake, env.db, account["id"], phone, env.fleet)
+    assert row["phone_number"] == phone and row["owner"] == env.daemon.name
+    return account
+
+
+@pytest.fixture
+def env(shared, fake):
+    shared.fake = fake
+    assert shared.daemon.alive(), shared.fleet.logs(40)
+    yield shared
+    assert shared.daemon.alive(), shared.fleet.logs(40)
+
+
+def test_conflict_fails_the_account_with_reason_conflict(cli, env, fake):
+    phone = "+4915550005"
+    account = connect_and_link(cli, env, "conflicted", phone)
+    fake.conflict(phone)
+    row = wait_status(env.db, account["id"], "failed", 30, env.fleet)
+    assert row["status_reason"] == "conflict"
+    assert "another browser" in row["last_error"] and "blazzctl account connect" in row["last_error"]
+    assert row["desired_state"] == "stopped" and row["owner"] is None
+    shown = cli("account", "show", str(account["id"]), "--json", db=env.url).json()
+    assert shown["status"] == "failed"
+
+
+def test_unscanned_qr_codes_expire_after_max_qr_rotations(cli, env, fake, tmp_path):
+    account = add_account(cli, env.url, "never-scanned")
+    fake.set_ref_interval(1.5)
+    try:
+        with Recorder(env.db, account["id"]) as seen:
+            connect = LiveCommand("account", "connect", "never-scanned", "--workspace", "acme", "--timeout", "60",
+                                  env={"BLAZZ_DATABASE_URL": env.url})
+            try:
+                code = connect.wait(60)
+            finally:
+                connect.kill()
+    finally:
+        fake.set_ref_interval(20.0)
+    assert code == 1, (connect.stdout, connect.stderr)
+    assert "qr_expired" in connect.stderr
+    row = account_row(env.db, account["id"])
+    assert (row["status"], row["status_reason"], row["qr_code"]) == ("failed", "qr_expired", None)
+    assert row["desired_state"] == "stopped"
+    assert "2 QR codes" in row["last_error"]
+    assert len(set(seen.qrs())) == 2, seen.seen  # max_qr: 2 codes shown, the third ends the attempt
+    assert len(qr_blocks(connect.stdout)) == 2, connect.stdout
+
+
+def test_killed_browser_is_relaunched_and_reconnects_without_a_qr(cli, env, fake):
+    phone = "+4915550008"
+    account = connect_and_link(cli, env, "crashy", phone)
+    profile = env.fleet.profile("host-a", account["session_id"])
+    # Wait for the first login archive, so a relaunch has nothing left to write at start.
+    wait_for(lambda: account_row(env.db, account["id"])["auth_saved_at"], 15, message="a login archive")
+    browsers = profile_processes(env.daemon.pid, profile)
+    assert browsers, f"no Chromium process with --user-data-dir={profile}"
+    with Recorder(env.db, account["id"]) as seen:
+        for proc in browsers:
+            proc.kill()
+        wait_for(lambda: "disconnected" in seen.statuses(), 30, message=lambda: f"{seen.seen}\n{env.fleet.logs(30)}")
+        wait_for(lambda: seen.reached("connected", env.daemon.name), 60,
+                 message=lambda: f"reconnected: {seen.seen}\n{env.fleet.logs(30)}")
+    assert seen.qrs() == [], seen.seen
+    reasons = [r for s, r, *_ in seen.seen if s == "disconnected"]
+    assert any("browser" in (r or "") or "crash" in (r or "") for r in reasons), seen.seen
+    assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
+    relaunched = profile_processes(env.daemon.pid, profile)
+    assert relaunched and not {p.pid for p in relaunched} & {p.pid for p in browsers}
+    row = account_row(env.db, account["id"])
+    assert (row["status"], row["phone_number"], row["owner"]) == ("connected", phone, env.daemon.name)
+
+
+# --- 7: a login archive this host's key cannot open --------------------------------------------------
+
+def test_archive_sealed_with_another_key_fails_that_account_only(cli, fake, sqlite_url, database_of, tmp_path):
+    from sqlalchemy import update
+
+    from blazzctl import keys
+    from blazzctl.models import WhatsAppAccount
+    from blazzctl.services import auth_archives
+
+    db = database_of(sqlite_url)
+    key_a = keys.read(new_key(cli, tmp_path / "a.key"))
+    key_b = new_key(cli, tmp_path / "b.key")
+    victim = add_account(cli, sqlite_url, "moved")
+    healthy = add_account(cli, sqlite_url, "fresh")
+    # Host A archived a login of "moved" under key A (while holding its lease).
+    with db.session() as s:
+        s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == victim["id"])
+                  .values(owner="host-a:1", lease_epoch=1))
+    version = auth_archives.save(db, account_id=victim["id"], owner="host-a:1", epoch=1,
+                                 plain=b"a tar of Default/IndexedDB" * 100, key=key_a)
+    with db.session() as s:
+        s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == victim["id"]).values(owner=None))
+    assert version == 1
+
+    with WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url, key_file=key_b) as fleet:
+        daemon = fleet.start(1, host="host-b")
+        for ref in ("moved", "fresh"):
+            assert cli("account", "connect", ref, "--workspace", "acme", "--no-wait", db=sqlite_url).code == 0
+        row = wait_status(db, victim["id"], "failed", 60, fleet)
+        assert row["status_reason"] == "auth_archive_undecryptable"
+        assert "cannot be decrypted" in row["last_error"] and "session_key_file" in row["last_error"]
+        assert row["desired_state"] == "stopped"
+        assert archive_count(db, victim["id"])[0] == 1  # kept: the right key can still open it
+        # The daemon lives on and serves its other account.
+        row = link(fake, db, healthy["id"], "+4915550007", fleet)
+        assert row["owner"] == daemon.name and daemon.alive()
