@@ -19,7 +19,9 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 - ``outbox``: a file that plays WhatsApp's servers for sending: one JSON line per message
   that reached "WhatsApp" (it outlives daemon processes, so a test can count duplicates
   after a SIGKILL, and ``message_exists`` reads it like the real provider asks WhatsApp)
-- ``send_delay``: seconds a send takes (default 0)
+- ``send_delay``: seconds a send takes before it reaches "WhatsApp" (default 0)
+- ``after_send_delay``: seconds between reaching "WhatsApp" and returning (widens the window
+  in which a crash leaves a sent message recorded as ``sending``)
 - ``not_on_whatsapp``: phone numbers (digits) that are not on WhatsApp
 - ``acks``: acks reported after a send, e.g. ``[2, 3]`` (delivered, then read), 0.05 s apart
 """
@@ -45,6 +47,7 @@ class FakeProvider(p.Provider):
         self.journal = Path(opts["journal"]) if opts.get("journal") else None
         self.outbox = Path(opts["outbox"]) if opts.get("outbox") else None
         self.send_delay = float(opts.get("send_delay", 0))
+        self.after_send_delay = float(opts.get("after_send_delay", 0))
         self.not_on_whatsapp = {str(n).lstrip("+") for n in opts.get("not_on_whatsapp", [])}
         self.acks = [int(a) for a in opts.get("acks", [])]
         self.sync = dict(opts.get("sync") or {})
@@ -103,6 +106,8 @@ class FakeProvider(p.Provider):
                 fh.write(line + "\n")
         for i, ack in enumerate(self.acks):
             asyncio.get_running_loop().call_later(0.05 * (i + 1), self._ack, account_id, wa_id, ack)
+        if self.after_send_delay:
+            await asyncio.sleep(self.after_send_delay)
         return {"id": wa_id, "msg_id": message["msg_id"], "result": "OK"}
 
     def _ack(self, account_id: int, wa_id: str, ack: int) -> None:
