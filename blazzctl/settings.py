@@ -164,12 +164,22 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = setting(False, "Serve Prometheus metrics from every session daemon on "
+                                   "host:(base_port + instance)")
+    base_port: int = setting(9450, "Daemon N listens on base_port + N (9451, 9452, ...)", min=1, max=65000)
+    host: str = setting("127.0.0.1", "Address the metrics listen on (keep it local; scrape through SSH "
+                                     "or a local Prometheus)")
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = section(DatabaseSettings, "Where blazz keeps its state")
     daemon: DaemonSettings = section(DaemonSettings, "Session daemons (blazz-sessiond)")
     providers: ProvidersSettings = section(ProvidersSettings, "WhatsApp providers")
     secrets: SecretsSettings = section(SecretsSettings, "Secrets")
     logging: LoggingSettings = section(LoggingSettings, "Logging")
+    metrics: MetricsSettings = section(MetricsSettings, "Prometheus metrics of the session daemons")
     webhooks: WebhooksSettings = section(WebhooksSettings, "Webhook delivery (the outbox dispatcher)")
     messages: MessagesSettings = section(MessagesSettings, "Sending and receiving messages")
     sync: SyncSettings = section(SyncSettings, "Reading chats, contacts and groups from WhatsApp")
