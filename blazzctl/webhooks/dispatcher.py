@@ -19,25 +19,19 @@ from blazzctl.db import Database
 from blazzctl.errors import BlazzError
 from blazzctl.settings import WebhooksSettings
 from blazzctl.webhooks import outbox, signing
+from blazzctl.webhooks.lanes import Lanes, new_client
 from blazzctl.webhooks.outbox import Job, Outcome
 from blazzctl.webhooks.retry import Verdict, decide
 
 log = logging.getLogger("blazz.webhooks")
 
 SNIPPET_BYTES = 500
-USER_AGENT = "blazz-webhooks/1"
 COALESCE = 0.01  # seconds to gather freed slots before the next claim
 
 
 def lock_seconds(settings: WebhooksSettings) -> float:
     """The claim lease: long enough for the slowest attempt to finish inside it."""
     return max(settings.lock_seconds, 2 * settings.timeout + 5)
-
-
-def new_client(settings: WebhooksSettings) -> httpx.AsyncClient:
-    limits = httpx.Limits(max_connections=None, max_keepalive_connections=settings.batch_size)
-    return httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout), limits=limits, follow_redirects=False,
-                             headers={"user-agent": USER_AGENT}, trust_env=False)
 
 
 async def attempt(client: httpx.AsyncClient, job: Job, settings: WebhooksSettings) -> Outcome:
@@ -90,20 +84,21 @@ class Dispatcher:
         self.busy: dict[int, int] = {}
         self.results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.slot_freed = asyncio.Event()
-        self.client: httpx.AsyncClient | None = None
+        self.lanes = Lanes(settings)
 
     async def run(self, stopping: asyncio.Event) -> None:
         log.info("webhook dispatcher started", extra={"owner": self.owner})
-        async with new_client(self.settings) as self.client:
-            writer = asyncio.create_task(self._write_loop())
-            try:
-                while not stopping.is_set():
-                    more = await self._claim_round()
-                    await self._pause(stopping, more)
-            finally:
-                await self._drain()
-                self.results.put_nowait(None)
-                await asyncio.wait_for(writer, timeout=30)
+        writer = asyncio.create_task(self._write_loop())
+        try:
+            while not stopping.is_set():
+                more = await self._claim_round()
+                await self._pause(stopping, more)
+                await self.lanes.prune()
+        finally:
+            await self._drain()
+            self.results.put_nowait(None)
+            await asyncio.wait_for(writer, timeout=30)
+            await self.lanes.aclose()
         log.info("webhook dispatcher stopped", extra={"owner": self.owner})
 
     async def _claim_round(self) -> bool:
@@ -136,10 +131,12 @@ class Dispatcher:
             await asyncio.sleep(COALESCE)  # let a few more finish: one claim for several slots
 
     async def _deliver(self, job: Job) -> None:
+        client = self.lanes.take(job.endpoint_id)
         try:
-            outcome = await attempt(self.client, job, self.settings)
+            outcome = await attempt(client, job, self.settings)
         except asyncio.CancelledError:
             self.results.put_nowait(Outcome(job.id, job.endpoint_id, None))  # give the row back
+            await client.aclose()
             raise
         finally:
             self.tasks.pop(job.id, None)
@@ -147,6 +144,7 @@ class Dispatcher:
             if not self.busy[job.endpoint_id]:
                 del self.busy[job.endpoint_id]
             self.slot_freed.set()
+        self.lanes.give_back(job.endpoint_id, client)
         log_outcome(job, outcome)
         self.results.put_nowait(outcome)
 
