@@ -1,0 +1,155 @@
+"""Outbound throughput: messages queued through the CLI's service function, sent by D daemons.
+
+    python3 bench/send.py [--messages 3000] [--accounts 40] [--daemons 4] [--json]
+
+Real daemon processes with the fake provider (its "WhatsApp" is a file: one line per
+message that reached it), rate limits off, on MariaDB (``BLAZZ_BENCH_DATABASE_URL`` or a
+private mariadbd). Messages are queued from several threads through
+``blazzctl.services.messages.send`` (what `blazzctl message send` calls) at full speed.
+Reports throughput (messages sent per second, first queued to last sent) and the latency
+from insert (``created_at``) to ``sent_at``, both taken from the database clock.
+Targets (issue 5): >= 200 messages/s, p50 <= 1.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--messages", type=int, default=3000)
+    ap.add_argument("--accounts", type=int, default=40)
+    ap.add_argument("--daemons", type=int, default=4)
+    ap.add_argument("--writers", type=int, default=4, help="threads queueing messages")
+    ap.add_argument("--server-url", default=os.environ.get("BLAZZ_BENCH_DATABASE_URL"))
+    ap.add_argument("--json", action="store_true")
+    return ap.parse_args(argv)
+
+
+def say(args, text):
+    if not args.json:
+        print(text, file=sys.stderr, flush=True)
+
+
+def queue(url: str, account_ids: list[int], count: int, offset: int) -> None:
+    from blazzctl.db import Database
+    from blazzctl.models import WhatsAppAccount
+    from blazzctl.services import messages
+
+    db = Database(url, pool_size=2)
+    try:
+        for i in range(count):
+            with db.session() as s:
+                account = s.get(WhatsAppAccount, account_ids[(offset + i) % len(account_ids)])
+                messages.send(s, account=account, to=f"+6281234{(offset + i) % 100000:05d}", text=f"bench {offset + i}")
+    finally:
+        db.dispose()
+
+
+def run(args) -> dict:
+    from sqlalchemy import func, select, text
+
+    from blazzctl.db import Database
+    from blazzctl.models import Message
+    from tests.daemon_helpers import Fleet, migrate, seed_accounts, wait_for
+
+    work = Path(tempfile.mkdtemp(prefix="blazz-bench-send-"))
+    private = None
+    server = args.server_url
+    if not server:
+        from tests.conftest import PrivateMariaDB
+
+        private = PrivateMariaDB(work / "mariadb")
+        private.start()
+        server = private.server_url
+    name = f"blazz_bench_{uuid.uuid4().hex[:8]}"
+    admin = Database(server.rstrip("/"))
+    with admin.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    admin.dispose()
+    url = f"{server.rstrip('/')}/{name}"
+    fleet = None
+    try:
+        migrate(url)
+        db = Database(url)
+        ids = seed_accounts(db, args.accounts)
+        fleet = Fleet(work / "fleet", url, link_delay=0.05, level="warning",
+                      daemon={"heartbeat_interval": 2, "claim_interval": 2, "lease_ttl": 20, "start_stagger": 0,
+                              "capacity": args.accounts})
+        import yaml
+
+        for host in ("bench",):
+            config = fleet.config_for(host)
+            doc = yaml.safe_load(config.read_text())
+            doc["providers"]["webjs"]["options"]["outbox"] = str(work / "outbox.jsonl")
+            doc["messages"] = {"rate_per_minute": 0, "jitter": 0, "poll_interval": 0.1}
+            config.write_text(yaml.safe_dump(doc))
+        for i in range(args.daemons):
+            fleet.start(i + 1, host="bench")
+        from blazzctl.models import WhatsAppAccount
+
+        def all_connected():
+            with db.session() as s:
+                return s.scalar(select(func.count()).select_from(WhatsAppAccount)
+                                .where(WhatsAppAccount.status == "connected")) == args.accounts
+        wait_for(all_connected, timeout=120)
+        say(args, f"{args.accounts} accounts connected on {args.daemons} daemons; queueing {args.messages}")
+        per = args.messages // args.writers
+        threads = [threading.Thread(target=queue, args=(url, ids, per, w * per)) for w in range(args.writers)]
+        total = per * args.writers
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        queued_s = time.monotonic() - t0
+
+        def sent():
+            with db.session() as s:
+                return s.scalar(select(func.count()).select_from(Message).where(Message.status == "sent"))
+        wait_for(lambda: sent() == total, timeout=600, interval=0.5)
+        with db.session() as s:
+            first, last = s.execute(select(func.min(Message.created_at), func.max(Message.sent_at))).one()
+            lat = [r[0] for r in s.execute(text(
+                "SELECT TIMESTAMPDIFF(MICROSECOND, created_at, sent_at) / 1e6 FROM messages"))]
+        span = (last - first).total_seconds()
+        lat = sorted(float(x) for x in lat)
+        return {"messages": total, "accounts": args.accounts, "daemons": args.daemons,
+                "queue_s": round(queued_s, 2), "queued_per_s": round(total / queued_s, 1),
+                "span_s": round(span, 2), "sent_per_s": round(total / span, 1),
+                "latency_p50_s": round(statistics.median(lat), 3),
+                "latency_p95_s": round(lat[int(0.95 * (len(lat) - 1))], 3),
+                "latency_max_s": round(lat[-1], 3),
+                "targets_met": {"throughput>=200/s": total / span >= 200, "p50<=1.5s": statistics.median(lat) <= 1.5},
+                "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}}
+    finally:
+        if fleet is not None:
+            fleet.stop_all(60)
+            fleet.close()
+        if private is not None:
+            private.stop()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    result = run(args)
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0 if all(result["targets_met"].values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
