@@ -57,6 +57,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--ttl", type=float, default=30.0)
     ap.add_argument("--stagger", type=float, default=0.02)
     ap.add_argument("--idle-window", type=float, default=30.0)
+    ap.add_argument("--query-log", action="store_true",
+                    help="also record MariaDB's general log over the idle window and rank the statements")
     ap.add_argument("--keep", metavar="DIR", help="work directory to keep (configs, daemon logs, journal)")
     return ap.parse_args(argv)
 
@@ -88,6 +90,32 @@ def connected(db) -> int:
     with db.engine.connect() as conn:
         return int(conn.exec_driver_sql("SELECT COUNT(*) FROM whatsapp_accounts WHERE status = 'connected' "
                                         "AND desired_state = 'running'").scalar())
+
+
+def rank_statements(path: Path, window: float, daemons: int, top: int = 12) -> dict[str, float]:
+    """The general log's statements by shape (first words, literals dropped), per second and daemon."""
+    import re
+    from collections import Counter
+
+    entries: list[tuple[str, str]] = []  # (command, text); a statement may span several lines
+    header = re.compile(r"^(?:\d{6}\s+\d+:\d+:\d+)?\s+\d+\s+(Query|Ping|Connect|Quit|Init DB|Field List)\b\s?(.*)$")
+    for line in path.read_text(errors="replace").splitlines():
+        m = header.match(line)
+        if m:
+            entries.append((m.group(1), m.group(2)))
+        elif entries:
+            entries[-1] = (entries[-1][0], entries[-1][1] + " " + line)
+    shapes: Counter = Counter()
+    for command, text in entries:
+        if command != "Query":
+            shapes[f"<{command.lower()}>"] += 1
+            continue
+        text = re.sub(r"\s+", " ", re.sub(r"'[^']*'|\b\d+(\.\d+)?\b", "?", text))
+        if "general_log" in text or "SHOW GLOBAL STATUS" in text:
+            continue
+        m2 = re.match(r"(SELECT .*? FROM \w+( WHERE \S+)?|UPDATE \w+|INSERT INTO \w+|DELETE FROM \w+|\w+)", text)
+        shapes[(m2.group(1) if m2 else text)[:100]] += 1
+    return {k: round(v / window / daemons, 2) for k, v in shapes.most_common(top)}
 
 
 def spread_of(per: dict, names) -> int:
@@ -170,9 +198,18 @@ def run(args) -> dict:
 
         # 2. idle load (settle for two rounds first)
         time.sleep(2 * max(args.claim, args.heartbeat))
+        if args.query_log:
+            general = work / "general.log"
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql(f"SET GLOBAL general_log_file = '{general}'")
+                conn.exec_driver_sql("SET GLOBAL general_log = 1")
         before, t1 = counters(db), time.monotonic()
         time.sleep(args.idle_window)
         after, t2 = counters(db), time.monotonic()
+        if args.query_log:
+            with db.engine.connect() as conn:
+                conn.exec_driver_sql("SET GLOBAL general_log = 0")
+            result["idle_statements_per_s_per_daemon"] = rank_statements(general, t2 - t1, args.daemons)
         window = t2 - t1
         per, _ = ownership(db)
         result["spread"] = spread_of(per, names)
