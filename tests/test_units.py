@@ -187,7 +187,7 @@ def test_render_json(cli):
     result = cli("units", "render", "--instances", "2", "--json")
     assert result.code == 0, result
     data = result.json()
-    assert set(data["units"]) == {"blazz.target", "blazz-session@.service"}
+    assert set(data["units"]) == {"blazz.target", "blazz-session@.service", "blazz-sync.service", "blazz-sync.timer"}
     assert data["written"] is None
 
 
@@ -196,9 +196,10 @@ def test_render_writes_with_dest_and_reports_changes(cli, tmp_path):
     first = cli("units", "render", "-n", "2", "--prefix", "/opt/blazz", "--dest", str(dest))
     assert first.code == 0, first
     assert "created" in first.stdout
-    assert sorted(p.name for p in dest.iterdir()) == ["blazz-session@.service", "blazz.target"]
+    assert sorted(p.name for p in dest.iterdir()) == ["blazz-session@.service", "blazz-sync.service",
+                                                     "blazz-sync.timer", "blazz.target"]
     again = cli("units", "render", "-n", "2", "--prefix", "/opt/blazz", "--dest", str(dest), "--json")
-    assert again.json()["written"] == {"blazz.target": "unchanged", "blazz-session@.service": "unchanged"}
+    assert set(again.json()["written"].values()) == {"unchanged"}
     changed = cli("units", "render", "-n", "4", "--prefix", "/opt/blazz", "--dest", str(dest), "--json")
     assert changed.json()["written"]["blazz-session@.service"] == "updated"
 
@@ -265,7 +266,8 @@ def test_install_writes_reloads_and_enables(cli, tmp_path, stand_in_systemctl):
     result = cli("units", "install", "-n", "3", "--prefix", "/opt/blazz", "--dest", str(dest), "--json", env=env)
     assert result.code == 0, result
     data = result.json()
-    assert data["files"] == {"blazz.target": "created", "blazz-session@.service": "created"}
+    assert data["files"] == {"blazz.target": "created", "blazz-session@.service": "created",
+                             "blazz-sync.service": "created", "blazz-sync.timer": "created"}
     assert stand_in_systemctl.calls() == [
         "daemon-reload",
         "enable blazz.target",
@@ -276,7 +278,7 @@ def test_install_writes_reloads_and_enables(cli, tmp_path, stand_in_systemctl):
     assert oct((dest / "blazz.target").stat().st_mode & 0o777) == "0o644"
     # Again: nothing changes on disk, and the same calls make the state certain.
     again = cli("units", "install", "-n", "3", "--prefix", "/opt/blazz", "--dest", str(dest), "--json", env=env)
-    assert again.json()["files"] == {"blazz.target": "unchanged", "blazz-session@.service": "unchanged"}
+    assert set(again.json()["files"].values()) == {"unchanged"}
     assert stand_in_systemctl.calls()[3:] == stand_in_systemctl.calls()[:3]
 
 
@@ -328,3 +330,41 @@ def test_install_warns_when_the_user_does_not_exist(cli, tmp_path, stand_in_syst
     assert result.code == 0, result
     assert "user 'blazz_nobody_here' does not exist" in result.stderr
     assert "User=blazz_nobody_here" in (tmp_path / "s" / "blazz-session@.service").read_text()
+
+
+# --- the sync timer (the systemd alternative to sync.schedule) -------------------------------
+
+
+def test_sync_service_runs_the_cron_command_and_the_timer_is_daily():
+    files = units.render(Settings(), instances=2, prefix="/opt/blazz", user="wa")
+    svc = parse_unit(files[units.SYNC_UNIT])["Service"]
+    assert value(svc, "Type") == "oneshot"
+    assert value(svc, "ExecStart") == \
+        f"/opt/blazz/current/venv/bin/blazzctl sync run --all --wait --quiet --timeout {units.SYNC_WAIT_SEC}"
+    assert int(value(svc, "TimeoutStartSec")) > units.SYNC_WAIT_SEC
+    assert value(svc, "User") == "wa" and ("Environment", "BLAZZ_CONFIG=/etc/blazz/blazz.yaml") in svc
+    timer = parse_unit(files[units.SYNC_TIMER_UNIT])
+    assert value(timer["Timer"], "OnCalendar") == "*-*-* 03:00:00"
+    assert value(timer["Timer"], "Persistent") == "true"
+    assert value(timer["Install"], "WantedBy") == "timers.target"
+
+
+@needs_analyze
+def test_sync_units_verify_and_are_hardened(tmp_path):
+    where = tmp_path / "rendered"
+    units.write(units.render(Settings(), instances=1, prefix=tmp_path / "nowhere"), where)
+    done = analyze("verify", str(where / units.SYNC_UNIT), str(where / units.SYNC_TIMER_UNIT))
+    lines = (done.stdout + done.stderr).splitlines()
+    assert lines == [f"{units.SYNC_UNIT}: Command {tmp_path}/nowhere/current/venv/bin/blazzctl is not executable: "
+                     "No such file or directory"]
+    security = analyze("security", "--offline=yes", str(where / units.SYNC_UNIT))
+    match = re.search(r"Overall exposure level for blazz-sync\.service: (\d+\.\d+)", security.stdout)
+    assert match and float(match.group(1)) <= 2.0, security.stdout
+
+
+def test_install_does_not_enable_the_sync_timer(cli, tmp_path, stand_in_systemctl):
+    env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
+    result = cli("units", "install", "-n", "1", "--dest", str(tmp_path / "s"), env=env)
+    assert result.code == 0, result
+    assert (tmp_path / "s" / units.SYNC_TIMER_UNIT).is_file()
+    assert not any("blazz-sync" in call for call in stand_in_systemctl.calls())

@@ -82,3 +82,68 @@ RemoveIPC=yes
 [Install]
 WantedBy=blazz.target
 """
+
+SYNC_SERVICE = """\
+{origin}
+# Started by blazz-sync.timer: asks the session daemons to sync every running account and
+# waits for the outcome. Failures are in the journal (and the unit fails): errors only.
+[Unit]
+Description=blazz: sync chats, contacts and groups of every running account
+Wants=network-online.target
+After=network-online.target mariadb.service mysql.service
+
+[Service]
+Type=oneshot
+ExecStart={sync_exec_start}
+User={user}
+Environment={config_env}
+# The same HOME as the daemons: with the embedded SQLite database both find the same file.
+Environment=HOME=%S/blazz
+StateDirectory=blazz
+StateDirectoryMode=0700
+TimeoutStartSec={t_sync_timeout}
+
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+RestrictNamespaces=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+UMask=0077
+DevicePolicy=closed
+KeyringMode=private
+"""
+
+SYNC_TIMER = """\
+{origin}
+# The systemd alternative to sync.schedule (the daemons' own cron): enable one of the two.
+#   systemctl enable --now blazz-sync.timer
+[Unit]
+Description=blazz: daily sync of chats, contacts and groups
+
+[Timer]
+OnCalendar={sync_on_calendar}
+RandomizedDelaySec=300
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""

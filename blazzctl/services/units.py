@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blazzctl.errors import InvalidInput, OperationFailed
-from blazzctl.services.unit_templates import SERVICE, TARGET_UNIT
+from blazzctl.services.unit_templates import SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
 from blazzctl.settings import DaemonSettings, Settings
 
 SYSTEM_DIR = Path("/etc/systemd/system")
 TEMPLATE = "blazz-session@.service"
 TARGET = "blazz.target"
+SYNC_UNIT = "blazz-sync.service"
+SYNC_TIMER_UNIT = "blazz-sync.timer"
 DEFAULT_USER = "blazz"
 CONFIG_FILE = "/etc/blazz/blazz.yaml"
 MAX_INSTANCES = 64
@@ -34,6 +36,8 @@ START_LIMIT_BURST = 5
 STOP_MARGIN_SEC = 15  # TimeoutStopSec = drain budget + this: closing Chromium after the last release
 TASKS_PER_ACCOUNT = 200  # one Chromium tree per account: ~9 processes with their threads
 TASKS_BASE = 512
+SYNC_ON_CALENDAR = "*-*-* 03:00:00"  # daily at 03:00 (the timer is opt-in: sync.schedule is the other way)
+SYNC_WAIT_SEC = 3000  # how long `sync run --wait` waits; the unit's start timeout is a little longer
 
 _USER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}")
 _PATH_CHARS = re.compile(r"[A-Za-z0-9_./@+,:=~ -]+")
@@ -91,9 +95,13 @@ def render(settings: Settings, *, instances: int, prefix: Path | str | None = No
         user=user, config_env=_quoted_env("BLAZZ_CONFIG", config_file),
         protect_home=_protect_home(exe), memory_high=high, memory_max=max_,
         tasks_max=TASKS_BASE + TASKS_PER_ACCOUNT * daemon.capacity, drain=_seconds(daemon.drain_timeout),
+        sync_exec_start=f"{_quoted_path(str(exe.parent / 'blazzctl'), 'the blazzctl path')} sync run --all --wait "
+                        f"--quiet --timeout {SYNC_WAIT_SEC}",
+        sync_on_calendar=SYNC_ON_CALENDAR, t_sync_timeout=SYNC_WAIT_SEC + 120,
         **{f"t_{name}": value for name, value in vars(t).items()},
     )
-    return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values)}
+    return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values),
+            SYNC_UNIT: SYNC_SERVICE.format(**values), SYNC_TIMER_UNIT: SYNC_TIMER.format(**values)}
 
 
 def check_instances(instances: int) -> int:
@@ -161,6 +169,9 @@ def install(settings: Settings, *, instances: int, prefix: Path | str | None = N
             user: str = DEFAULT_USER, dest: Path = SYSTEM_DIR,
             environ: Mapping[str, str] | None = None) -> InstallResult:
     """Write the units, reload systemd, enable blazz.target and instances 1..N.
+
+    blazz-sync.timer is written but not enabled: it is the alternative to ``sync.schedule``
+    (enable it with ``systemctl enable --now blazz-sync.timer``).
 
     Instances above N that are enabled in ``dest`` (links in ``blazz.target.wants``) are
     disabled and stopped, so shrinking N takes effect. Safe to run again.
