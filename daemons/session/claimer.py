@@ -14,7 +14,7 @@ import random
 import time
 
 from blazzctl.enums import DesiredState
-from daemons.session import leases
+from daemons.session import leases, metrics
 from daemons.session.notify import Notifier
 from daemons.session.sessions import Sessions
 
@@ -42,6 +42,7 @@ class Claimer:
         started = time.monotonic()
         held = await asyncio.to_thread(leases.renew, self.db, owner=self.owner, ttl=self.cfg.lease_ttl)
         self.last_renewed = started
+        metrics.leases_renewed.inc(len(held))
         await self._reconcile(held)
         self.notifier.watchdog()  # only after the database confirmed our leases
         more = await self._rebalance() if self.claiming else False
@@ -71,6 +72,7 @@ class Claimer:
             want = min(self.cfg.claim_batch, target - owned)
             got = await asyncio.to_thread(leases.claim, self.db, owner=self.owner, limit=want,
                                           ttl=self.cfg.lease_ttl)
+            metrics.leases_claimed.inc(len(got))
             for lease in got:
                 log.info("claimed", extra={"account_id": lease.account_id, "epoch": lease.epoch})
                 self.sessions.adopt(lease)

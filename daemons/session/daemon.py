@@ -19,7 +19,7 @@ from blazzctl import __version__
 from blazzctl.db import Database
 from blazzctl.enums import DaemonStatus
 from blazzctl.providers import base as providers
-from daemons.session import commands, heartbeat, leases, sync
+from daemons.session import commands, heartbeat, leases, metrics, sync
 from daemons.session.claimer import Claimer
 from daemons.session.notify import Notifier
 from daemons.session.outbound import Outbound
@@ -71,6 +71,7 @@ class SessionDaemon:
                                               emit=self.events.put, daemon_name=self.name,
                                               secrets=self.settings.secrets, database=self.db)
         await self.sessions.provider.open()
+        metrics_server = metrics.start(self, self.settings.metrics)
         await self._first_round()
         self.notifier.ready(self._status_line())
         log.info("ready", extra={"accounts": len(self.sessions.owned), "pid": os.getpid()})
@@ -81,6 +82,7 @@ class SessionDaemon:
         tasks += self._extra_tasks()
         await self.stopping.wait()
         await self._drain(tasks)
+        metrics.stop(metrics_server)
         return 0
 
     def _extra_tasks(self) -> list[asyncio.Task]:

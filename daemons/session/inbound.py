@@ -16,6 +16,7 @@ from blazzctl.db import Database, db_now
 from blazzctl.enums import ChatType, Direction, MessageStatus, ProviderType
 from blazzctl.models import Chat, Contact, Message, WhatsAppAccount
 from blazzctl.services import events
+from daemons.session import metrics
 from daemons.session.status import LeaseLost
 
 log = logging.getLogger("blazz.inbound")
@@ -77,6 +78,8 @@ def store(db: Database, *, owner: str, epoch: int, account_id: int, message: dic
                 "message_id": row.id, "uuid": row.uuid, "wa_message_id": wa_id, "chat_jid": remote,
                 "chat_type": "group" if is_group else "private", "from": sender, "type": kind,
                 "body": row.body, "timestamp": when.isoformat()})
+    if not from_me:  # our own messages from the phone are stored, not received
+        metrics.messages_received.inc()
     return True
 
 

@@ -21,6 +21,7 @@ from blazzctl.enums import MessageStatus
 from blazzctl.models import Message, WhatsAppAccount
 from blazzctl.providers import base as p
 from blazzctl.services import events
+from daemons.session import metrics
 from daemons.session.status import LeaseLost
 from daemons.session.pacing import IdleBackoff
 from daemons.session.ratelimit import TokenBucket
@@ -134,8 +135,10 @@ class Outbound:
         except Exception as exc:
             await asyncio.to_thread(self.failed_attempt, job, exc)
             return
+        metrics.send_seconds.observe(time.monotonic() - started)
         sent_id = (result or {}).get("id") or wa_id
         await asyncio.to_thread(self.mark_sent, job, sent_id)
+        metrics.messages_sent.inc()
         log.info("message sent", extra={"message_id": job.message_id, "account_id": job.account_id,
                                         "ms": round((time.monotonic() - started) * 1000)})
 

@@ -19,7 +19,7 @@ from blazzctl.db import Database
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
 from blazzctl.models import AccountCommand, WhatsAppAccount
 from blazzctl.providers import base as p
-from daemons.session import inbound
+from daemons.session import inbound, metrics
 from daemons.session.leases import Lease
 from daemons.session.status import LeaseLost, StatusWriter
 
@@ -63,6 +63,7 @@ class Sessions:
         if owned is None:
             return
         log.warning("lease lost", extra={"account_id": account_id, "epoch": owned.epoch})
+        metrics.leases_lost.inc()
         await self._provider_stop(account_id, checkpoint=False)
 
     async def release(self, account_id: int, *, status: AccountStatus | None = AccountStatus.DISCONNECTED,
@@ -122,6 +123,7 @@ class Sessions:
             await self.provider.start(spec)
             if self._still_starting(owned):
                 owned.state = "live"
+                metrics.sessions_started.inc()
             else:  # released or fenced while the provider was starting: leave no orphan session behind
                 await self._provider_stop(owned.account_id, checkpoint=False)
         except LeaseLost:
@@ -148,6 +150,7 @@ class Sessions:
 
     async def _failed_start(self, owned: Owned, error: str) -> None:
         owned.restarts += 1
+        metrics.sessions_failed.inc()
         await self._provider_stop(owned.account_id, checkpoint=False)
         try:
             if owned.restarts >= MAX_RESTARTS:
@@ -232,6 +235,7 @@ class Sessions:
             finally:
                 self._forget(owned)
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
+            metrics.sessions_failed.inc()
         elif isinstance(event, p.MessageEvent):
             await asyncio.to_thread(inbound.store, self.db, owner=self.writer.owner, epoch=e, account_id=a,
                                     message=event.message, settings=self.messages)

@@ -7,6 +7,7 @@ import logging
 
 from blazzctl.db import Database
 from blazzctl.settings import Settings
+from daemons.session import metrics
 
 log = logging.getLogger("blazz.webhooks")
 
@@ -19,4 +20,11 @@ async def run_dispatcher(db: Database, settings: Settings, daemon_name: str, sto
         return
     from blazzctl.webhooks.dispatcher import Dispatcher
 
-    await Dispatcher(db, settings.webhooks, daemon_name).run(stopping)
+    class CountingDispatcher(Dispatcher):
+        async def _write(self, batch) -> None:  # every attempt's outcome passes here once
+            for outcome in batch:
+                if outcome.verdict is not None:
+                    metrics.webhook_deliveries.labels(outcome=str(outcome.verdict)).inc()
+            await super()._write(batch)
+
+    await CountingDispatcher(db, settings.webhooks, daemon_name).run(stopping)
