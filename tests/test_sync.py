@@ -170,3 +170,44 @@ def test_schedule_accepts_five_field_cron_only():
     for bad in ("0 3 * *", "0 3 * * * *", "61 * * * *", "@daily"):
         with pytest.raises(ConfigError):
             trigger(bad)
+
+
+# --- through the real WhatsApp Web provider: Chromium, bridge.js, the fake WhatsApp Web ---------------
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/bin/chromium").exists(), reason="no Chromium")
+def test_sync_through_the_webjs_provider_and_the_fake_whatsapp_web(cli, tmp_path, mariadb_url, fake_wa_web):
+    from tests.webjs_helpers import WebjsFleet, wait_qr, wait_status
+
+    migrate(mariadb_url)
+    phone = "+4915550700001"
+    fake_wa_web.seed(phone, chats=6, groups=2, participants=3, contacts=2)
+    database = Database(mariadb_url)
+    try:
+        with WebjsFleet(tmp_path / "webjs", mariadb_url, fake_wa_web.url) as fleet:
+            fleet.start(1)
+            assert cli("workspace", "create", "acme", db=mariadb_url).code == 0
+            account = cli("account", "add", "--workspace", "acme", "--name", "sales", "--json", db=mariadb_url).json()
+            assert cli("account", "connect", "sales", "--no-wait", db=mariadb_url).code == 0
+            fake_wa_web.link(wait_qr(database, account["id"], 60, fleet), phone)
+            wait_status(database, account["id"], "connected", 60, fleet)
+            for attempt in range(2):
+                result = cli("sync", "run", "sales", "--wait", "--timeout", "120", "--json", db=mariadb_url)
+                assert result.code == 0, (result, fleet.logs(40))
+                [run] = result.json()
+                assert run["totals"]["private_chats"] == 6 and run["totals"]["group_chats"] == 2, run
+                assert run["totals"]["groups"] == 2 and run["totals"]["participants"] == 6, run
+                assert counts(database, account["id"]) == {
+                    "chats": 8, "private": 6, "group": 2, "contacts": run["totals"]["contacts"], "groups": 2,
+                    "participants": 6}
+            assert run["totals"]["contacts"] >= 8  # the chats' 6 people and the 2 extra contacts
+            chats = cli("chat", "list", "sales", "--json", db=mariadb_url).json()
+            assert {c["provider_type"] for c in chats} == {"webjs"}
+            assert all(c["last_message"] and c["last_message_at"] for c in chats)
+            assert sorted(c["unread_count"] for c in chats if c["chat_type"] == "private") == [0, 0, 1, 1, 2, 2]
+            groups = [c for c in chats if c["chat_type"] == "group"]
+            group = cli("group", "show", "sales", groups[0]["jid"], "--json", db=mariadb_url).json()
+            assert len(group["participants"]) == 3
+            assert f"{phone.lstrip('+')}@c.us" in {p["jid"] for p in group["participants"]}
+    finally:
+        database.dispose()
