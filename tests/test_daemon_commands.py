@@ -95,7 +95,7 @@ def test_connect_without_daemon_times_out_with_advice(cli, fleet, acme):
     assert _account(cli, acme, "support")["status"] == "logged_out"
 
 
-def test_daemon_list_and_health(cli, fleet, acme):
+def test_daemon_list_and_health(cli, fleet, acme, tmp_path):
     env = {"BLAZZ_DAEMON_HOST": "host-a", "BLAZZ_DAEMON_HEARTBEAT_INTERVAL": "0.5"}
     r = cli("health", "--json", db=acme, env=env)
     assert r.code == 2, r  # no daemon: CRITICAL
@@ -110,6 +110,11 @@ def test_daemon_list_and_health(cli, fleet, acme):
         ("host-a:1", "running", True, True)]
     assert rows[0]["rss_bytes"] > 0 and rows[0]["pid"] == daemon.pid
 
+    r = cli("health", "--json", "--wait", "3", db=acme, env=env)
+    assert r.code == 1, r  # a shared database without a shared session key: WARNING
+    assert {c["name"]: c["state"] for c in r.json()["checks"]}["session_key"] == "WARNING"
+    assert cli("key", "generate", "--file", str(tmp_path / "session.key")).code == 0
+    env["BLAZZ_SECRETS_SESSION_KEY_FILE"] = str(tmp_path / "session.key")
     r = cli("health", "--json", "--wait", "10", db=acme, env=env)
     assert r.code == 0, r
     assert r.json()["status"] == "OK"

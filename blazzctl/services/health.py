@@ -73,8 +73,27 @@ def evaluate(load_settings) -> Report:
     return report
 
 
+def session_key(report: Report, settings) -> None:
+    """Hosts sharing a database must share the key that encrypts login archives."""
+    import os
+
+    configured = settings.secrets.session_key_file
+    if configured and not os.path.isfile(os.path.expanduser(configured)):
+        report.add("session_key", State.WARNING, f"secrets.session_key_file {configured} does not exist: daemons "
+                                                 "cannot archive or restore logins (copy it from another host)")
+    elif configured or os.environ.get("CREDENTIALS_DIRECTORY"):
+        report.add("session_key", State.OK, "configured")
+    elif settings.database_url.startswith("sqlite"):
+        report.add("session_key", State.OK, "generated in the state directory (one host: fine)")
+    else:
+        report.add("session_key", State.WARNING,
+                   "no secrets.session_key_file: each host generates its own key, so a login archived on one "
+                   "host cannot be restored on another; run `blazzctl key generate --file PATH` once and give "
+                   "every host the same file")
+
+
 # Checks other modules contribute: functions (report, settings) -> None.
-EXTRA_CHECKS: list = []
+EXTRA_CHECKS: list = [session_key]
 
 
 def _database(report: Report, db: Database) -> None:

@@ -33,7 +33,9 @@ COMMAND_POLL = 1.0  # seconds between polls for operator commands (only while ow
 
 
 class SessionDaemon:
-    def __init__(self, settings, *, instance: int, state_dir, host: str | None = None) -> None:
+    def __init__(self, settings, *, instance: int, state_dir, host: str | None = None,
+                 early_signals: list[int] | None = None) -> None:
+        self.early_signals = early_signals if early_signals is not None else []
         self.settings = settings
         self.instance = instance
         self.host = host or socket.gethostname()
@@ -65,6 +67,8 @@ class SessionDaemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
+        for signum in self.early_signals[:2]:  # stop requests that came while we were starting
+            self.request_stop(signum)
         provider_cls = providers.load_provider_class(self.settings.providers.webjs.driver)  # bad config: exit now
         await self._be_born()
         self.sessions.provider = provider_cls(settings=self.settings.providers.webjs, state_dir=self.state_dir,

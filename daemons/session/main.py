@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 
 from blazzctl import paths
@@ -24,6 +25,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run(argv: list[str] | None = None) -> None:
+    # A stop request that arrives while we are still importing and connecting is kept and
+    # honoured once the loop runs (exit 0 after a drain), instead of killing us mid-start.
+    early: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda sig, _frame: early.append(sig))
     args = parse_args(argv)
     try:
         settings = load_settings(args.config)
@@ -38,7 +44,8 @@ def run(argv: list[str] | None = None) -> None:
     state_dir = paths.daemon_state_dir(settings.daemon.state_dir, args.instance)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     try:
-        daemon = SessionDaemon(settings, instance=args.instance, state_dir=state_dir, host=settings.daemon.host)
+        daemon = SessionDaemon(settings, instance=args.instance, state_dir=state_dir, host=settings.daemon.host,
+                               early_signals=early)
         logs.setup(level=settings.logging.level, fmt=fmt, daemon=daemon.name)
         code = asyncio.run(daemon.run())
     except BlazzError as error:
