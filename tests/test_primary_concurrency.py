@@ -97,7 +97,10 @@ def test_twenty_blazzctl_subprocesses(workspace_with_accounts):
     procs = [subprocess.Popen([sys.executable, "-m", "blazzctl", "account", "primary", f"acc-{i:02d}", "--json"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(N)]
-    outcomes = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    outcomes = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        outcomes.append((p.returncode, out, err))
     assert [o for o in outcomes if o[0] not in (0, 4) or "Traceback" in o[2]] == []
     winners = [o for o in outcomes if o[0] == 0]
     assert winners and all('"is_primary": true' in out for _, out, _ in winners)
