@@ -8,6 +8,8 @@ daemon, and the cron schedule's validation.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 from sqlalchemy import func, select, update
@@ -15,7 +17,7 @@ from sqlalchemy import func, select, update
 from blazzctl.db import Database
 from blazzctl.enums import SyncStatus
 from blazzctl.errors import ConfigError
-from blazzctl.models import Chat, Contact, Group, GroupParticipant, SyncRun, WhatsAppAccount
+from blazzctl.models import Chat, Contact, Group, GroupParticipant, SyncRun, WebhookDelivery, WhatsAppAccount
 from tests.daemon_helpers import Fleet, migrate, wait_for, write_config
 
 pytestmark = pytest.mark.mariadb
@@ -73,6 +75,9 @@ def counts(db, account_id):
 def test_sync_writes_the_right_rows_and_twice_adds_none(cli, fleet, db):
     start_fleet(fleet)
     add_running(cli, fleet.url, "sales")
+    hook = cli("webhook", "add", "http://127.0.0.1:9/hook", "--workspace", "acme", "--events", "sync.finished",
+               db=fleet.url)
+    assert hook.code == 0, hook
     first = cli("sync", "run", "sales", "--workspace", "acme", "--wait", "--timeout", "60", "--json", db=fleet.url)
     assert first.code == 0, (first, fleet.logs())
     [run] = first.json()
@@ -100,6 +105,11 @@ def test_sync_writes_the_right_rows_and_twice_adds_none(cli, fleet, db):
         assert sorted(s.scalars(select(Chat.id))) == ids_before  # updated in place
         assert s.scalar(select(func.count()).select_from(SyncRun)) == 2
 
+    with db.session() as s:  # each run queued its sync.finished event in the outbox (no dispatcher runs here)
+        events = [json.loads(p) for p in s.scalars(select(WebhookDelivery.payload)
+                                                   .where(WebhookDelivery.event_type == "sync.finished"))]
+    assert [e["data"]["status"] for e in events] == ["succeeded", "succeeded"]
+    assert events[0]["data"]["run_id"] == run["id"] and events[0]["data"]["totals"] == run["totals"]
     listed = cli("sync", "list", "--json", db=fleet.url).json()
     assert [r["status"] for r in listed] == ["succeeded", "succeeded"]
     assert cli("chat", "list", "sales", "--type", "group", "--json", db=fleet.url).json()[0]["chat_type"] == "group"
@@ -211,3 +221,41 @@ def test_sync_through_the_webjs_provider_and_the_fake_whatsapp_web(cli, tmp_path
             assert f"{phone.lstrip('+')}@c.us" in {p["jid"] for p in group["participants"]}
     finally:
         database.dispose()
+
+
+def test_schedule_requests_the_owned_accounts_once(sqlite_url):
+    """The daemon's cron job (called directly): owned, runnable accounts get one run each, never two."""
+    import asyncio
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+
+    from blazzctl.services import accounts, workspaces
+    from daemons.session.schedule import SyncSchedule
+
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    try:
+        with db.session() as s:
+            ws = workspaces.create(s, name="acme")
+            ids = [accounts.add(s, workspace=ws, name=n).id for n in ("a", "b", "stopped")]
+            s.flush()
+            s.execute(update(WhatsAppAccount).where(WhatsAppAccount.name != "stopped").values(desired_state="running"))
+        sessions = SimpleNamespace(owned={i: None for i in ids})
+        woken = []
+
+        async def go():
+            schedule = SyncSchedule(db, sessions, "*/5 * * * *", owner="host-a:1", wake=lambda: woken.append(1))
+            schedule.start()
+            job = schedule.scheduler.get_job("sync")
+            assert timedelta(0) < job.next_run_time - datetime.now(timezone.utc) <= timedelta(minutes=5)
+            await schedule.tick()
+            await schedule.tick()  # the runs are still queued: nothing new
+            schedule.stop()
+
+        asyncio.run(go())
+        with db.session() as s:
+            runs = s.execute(select(SyncRun.whatsapp_account_id, SyncRun.requested_by)).all()
+        assert sorted(r[0] for r in runs) == ids[:2]
+        assert {r[1] for r in runs} == {"schedule host-a:1"} and woken == [1, 1]
+    finally:
+        db.dispose()

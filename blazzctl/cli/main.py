@@ -91,6 +91,8 @@ def _register() -> None:
     app.add_typer(chat.chat_app, name="chat")
     app.add_typer(chat.contact_app, name="contact")
     app.add_typer(chat.group_app, name="group")
+    from blazzctl.cli import top
+    app.command("top")(top.top)
 
 
 _register()
