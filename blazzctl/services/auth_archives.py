@@ -41,6 +41,7 @@ class ArchiveInfo:
     version: int
     created_at: datetime
     size_bytes: int
+    checksum: str = ""  # sha256 of the plaintext: names one login's archive (versions restart after a logout)
 
 
 def _aad(account_id: int, version: int) -> bytes:
@@ -103,7 +104,8 @@ def save(db: Database, *, account_id: int, owner: str, epoch: int, plain: bytes,
 
 def newest(db: Database, *, account_id: int) -> ArchiveInfo | None:
     with db.session() as s:
-        row = s.execute(select(AuthArchive.version, AuthArchive.created_at, AuthArchive.size_bytes)
+        row = s.execute(select(AuthArchive.version, AuthArchive.created_at, AuthArchive.size_bytes,
+                               AuthArchive.checksum)
                         .where(AuthArchive.whatsapp_account_id == account_id)
                         .order_by(AuthArchive.version.desc()).limit(1)).first()
     return ArchiveInfo(*row) if row else None

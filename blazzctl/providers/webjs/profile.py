@@ -14,7 +14,7 @@ import tarfile
 from pathlib import Path
 
 LOGIN_DIRS = ("Default/IndexedDB", "Default/Local Storage")
-MARKER = ".blazz-archive.json"  # which archive version this profile was restored from or saved as
+MARKER = ".blazz-archive.json"  # which archive (version, checksum) this profile was restored from or saved as
 
 
 def pack(profile: Path) -> bytes:
@@ -50,16 +50,22 @@ def remove_locks(profile: Path) -> list[str]:
     return removed
 
 
-def local_version(profile: Path) -> int:
+def local_archive(profile: Path) -> tuple[int, str]:
+    """(version, checksum) of the archive this profile was last restored from or saved as; (0, "") if none.
+
+    The checksum matters: versions start over at 1 after a logout deleted an account's archives,
+    so a version number alone can make an old, dead login pass for the current one.
+    """
     try:
-        return int(json.loads((profile / MARKER).read_text())["version"])
+        marker = json.loads((profile / MARKER).read_text())
+        return int(marker["version"]), str(marker.get("checksum") or "")
     except (OSError, ValueError, KeyError, TypeError):
-        return 0
+        return 0, ""
 
 
-def set_local_version(profile: Path, version: int) -> None:
+def set_local_archive(profile: Path, version: int, checksum: str) -> None:
     profile.mkdir(parents=True, exist_ok=True)
-    (profile / MARKER).write_text(json.dumps({"version": version}))
+    (profile / MARKER).write_text(json.dumps({"version": version, "checksum": checksum}))
 
 
 def has_login(profile: Path) -> bool:

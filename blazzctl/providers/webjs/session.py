@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import logging
 import mimetypes
@@ -89,14 +90,14 @@ class WebjsSession:
         return {"pairPhone": self.spec.pair_phone.lstrip("+") if self.spec.pair_phone else None}
 
     def _restore(self) -> None:
-        """Restore the newest login archive when the local profile is older or missing."""
+        """Restore the newest login archive unless the local profile is that archive (or a later state of it)."""
         db = self.provider.database
         newest = archives.newest(db, account_id=self.account_id)
-        if newest is None or newest.version <= profile.local_version(self.profile):
+        if newest is None or profile.local_archive(self.profile) == (newest.version, newest.checksum):
             return
         plain = archives.load(db, account_id=self.account_id, version=newest.version, key=self.provider.key())
         profile.unpack(self.profile, plain)
-        profile.set_local_version(self.profile, newest.version)
+        profile.set_local_archive(self.profile, newest.version, newest.checksum)
         log.info("restored login", extra={"account_id": self.account_id, "version": newest.version})
 
     async def _navigate(self) -> None:
@@ -214,7 +215,7 @@ class WebjsSession:
         except Exception as exc:  # a file changing under tar, a key problem: try again next time
             log.warning("checkpoint failed", extra={"account_id": self.account_id, "error": _first_line(exc)})
             return False
-        profile.set_local_version(self.profile, version)
+        profile.set_local_archive(self.profile, version, hashlib.sha256(plain).hexdigest())
         log.info("login archived", extra={"account_id": self.account_id, "version": version,
                                           "bytes": len(plain)})
         return True
