@@ -161,6 +161,21 @@ def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, m
         wait_for(lambda: not restored.exists(), 15, message=f"{restored} deleted")
         assert second.alive()
 
+        # Linked again (archive versions start over), then back to the first host: its profile
+        # still holds the old, dead login, which must not pass for the new one.
+        assert cli("account", "connect", "sales", "--workspace", "acme", "--no-wait", db=mariadb_url).code == 0
+        fake.link(wait_qr(db, aid, 60, fleet), phone)
+        wait_for(lambda: seen.reached("connected", second.name) and account_row(db, aid)["auth_saved_at"], 60,
+                 message=lambda: f"connected and archived again: {account_row(db, aid)}")
+        stale = fleet.profile("host-a", account["session_id"])
+        assert stale.is_dir()
+        with Recorder(db, aid) as seen:
+            fleet.kill(second)
+            third = fleet.start(1, host="host-a")
+            wait_for(lambda: seen.reached("connected", third.name), 60,
+                     message=lambda: f"connected by {third.name}: {seen.seen}\n{fleet.logs(40)}")
+        assert seen.qrs() == [], seen.seen
+
 
 # --- 5, 6, 8: one SQLite database and one daemon (max_qr 2) for several independent accounts --------------
 
