@@ -81,6 +81,7 @@ class Sessions:
             pass
         finally:
             self.owned.pop(account_id, None)
+        log.info("session released", extra={"account_id": account_id, "reason": reason})
 
     async def release_all(self, *, reason: str) -> None:
         await asyncio.gather(*(self.release(a, reason=reason) for a in list(self.owned)),
@@ -124,6 +125,7 @@ class Sessions:
             if self._still_starting(owned):
                 owned.state = "live"
                 metrics.sessions_started.inc()
+                log.info("session started", extra={"account_id": owned.account_id, "epoch": owned.epoch})
             else:  # released or fenced while the provider was starting: leave no orphan session behind
                 await self._provider_stop(owned.account_id, checkpoint=False)
         except LeaseLost:
