@@ -69,7 +69,9 @@ class Supervisor:
                     if all(c.proc is None or c.proc.poll() is not None for c in self.children):
                         codes = [c.proc.returncode for c in self.children if c.proc]
                         self._say("all daemons stopped")
-                        return 0 if all(code == 0 for code in codes) else 1
+                        # -SIGTERM: the child got our signal before it installed its handler,
+                        # so before it touched the database: a clean stop too.
+                        return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
                 else:
                     self._reap()
                 time.sleep(0.2)

@@ -32,7 +32,9 @@ def test_daemon_run_restarts_a_crashed_child_and_drains_on_ctrl_c(tmp_path, sqli
         victim.kill()  # a crash: the supervisor starts it again
         wait_for(lambda: len([c for c in psutil.Process(proc.pid).children() if c.pid != victim.pid]) == 2,
                  timeout=30)
-        wait_for(lambda: {r["status"] for r in daemon_rows(db).values()} == {"running"}, timeout=60)
+        replacement = [c for c in psutil.Process(proc.pid).children() if c.pid != victim.pid]
+        wait_for(lambda: {r["pid"] for r in daemon_rows(db).values()} == {c.pid for c in replacement}
+                 and {r["status"] for r in daemon_rows(db).values()} == {"running"}, timeout=60)
 
         proc.send_signal(signal.SIGINT)  # Ctrl-C reaches the supervisor alone (children have their own group)
         out, _ = proc.communicate(timeout=60)
