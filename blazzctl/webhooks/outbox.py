@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import case, literal, select, update
 
 from blazzctl.db import Database, db_now
 from blazzctl.enums import DeliveryStatus
@@ -104,38 +104,54 @@ def _take(session, ids: list[int], *, owner: str, lock_seconds: float) -> list[J
     return [Job(*row[:7], active=bool(row.active), claimed_at=now) for row in rows]
 
 
-def _fenced(**values):
-    return (update(D).where(D.c.id == bindparam("b_id"), D.c.locked_by == bindparam("b_owner"),
-                            D.c.status == PENDING)
-            .values(locked_by=None, locked_until=None, **values))
-
-
-_LAST = {"last_status_code": bindparam("b_code"), "last_error": bindparam("b_error"),
-         "last_response": bindparam("b_response"), "last_duration_ms": bindparam("b_ms")}
-_STATEMENTS = {
-    Verdict.DELIVERED: _fenced(status=DELIVERED, delivered_at=db_now(), **_LAST),
-    Verdict.RETRY: _fenced(status=PENDING, next_attempt_at=db_now(bindparam("b_delay")), **_LAST),
-    Verdict.DEAD: _fenced(status=DEAD, **_LAST),
-    Verdict.GONE: _fenced(status=DEAD, **_LAST),
-    None: _fenced(attempts=D.c.attempts - 1, next_attempt_at=db_now()),  # released, not attempted
+_KIND = {
+    Verdict.DELIVERED: {"status": DELIVERED, "delivered_at": db_now()},
+    Verdict.RETRY: {"status": PENDING},
+    Verdict.DEAD: {"status": DEAD},
+    Verdict.GONE: {"status": DEAD},
+    None: {"attempts": D.c.attempts - 1, "next_attempt_at": db_now()},  # released, not attempted
 }
+CHUNK = 500  # outcomes per UPDATE statement
 
 
 def record_outcomes(db: Database, *, owner: str, outcomes: list[Outcome]) -> None:
-    """Write a batch of outcomes in one transaction (one statement per kind of outcome)."""
-    groups: dict[Verdict | None, list[dict]] = defaultdict(list)
+    """Write a batch of outcomes in one transaction: one UPDATE per kind of outcome.
+
+    The per-row values (status code, error, snippet, duration, delay) go in ``CASE id``
+    expressions, so a batch of hundreds of deliveries costs a few statements, not one each.
+    """
+    groups: dict[Verdict | None, list[Outcome]] = defaultdict(list)
     for o in outcomes:
-        groups[o.verdict].append({
-            "b_id": o.id, "b_owner": owner, "b_delay": o.delay, "b_code": o.status_code,
-            "b_error": (o.error or None) and o.error[:500], "b_response": (o.response or None) and o.response[:500],
-            "b_ms": o.duration_ms})
+        groups[o.verdict].append(o)
     with db.session() as session:
-        for verdict, params in groups.items():
-            if verdict is None:
-                params = [{"b_id": p["b_id"], "b_owner": owner} for p in params]
-            session.execute(_STATEMENTS[verdict], params)
+        for verdict, group in groups.items():
+            for start in range(0, len(group), CHUNK):
+                session.execute(_update(verdict, group[start:start + CHUNK], owner))
         for endpoint_id in {o.endpoint_id for o in outcomes if o.verdict is Verdict.GONE}:
             disable_endpoint(session, endpoint_id, reason="410 Gone from the receiver")
+
+
+def _update(verdict: Verdict | None, group: list[Outcome], owner: str):
+    values = dict(_KIND[verdict], locked_by=None, locked_until=None)
+    if verdict is not None:
+        values.update(last_status_code=_per_row(group, lambda o: o.status_code),
+                      last_error=_per_row(group, lambda o: o.error[:500] if o.error else None),
+                      last_response=_per_row(group, lambda o: o.response[:500] if o.response else None),
+                      last_duration_ms=_per_row(group, lambda o: o.duration_ms))
+    if verdict is Verdict.RETRY:
+        values["next_attempt_at"] = db_now(_per_row(group, lambda o: o.delay))
+    # Fenced: only rows this claimer still holds, still pending.
+    return (update(D).where(D.c.id.in_([o.id for o in group]), D.c.locked_by == owner, D.c.status == PENDING)
+            .values(**values))
+
+
+def _per_row(group: list[Outcome], value):
+    """One bound value when every row has the same, else ``CASE id WHEN … THEN … END``."""
+    values = {o.id: value(o) for o in group}
+    distinct = set(values.values())
+    if len(distinct) == 1:
+        return literal(distinct.pop())
+    return case(values, value=D.c.id)
 
 
 def disable_endpoint(session, endpoint_id: int, *, reason: str) -> None:
