@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
 
 from blazzctl.cli import output
 from blazzctl.cli.context import ConfigOption, JsonOption, state
 
-app = typer.Typer(no_args_is_help=True, help="List session daemons; run them in the foreground.")
+app = typer.Typer(no_args_is_help=True, help="List session daemons; run them in the foreground; restart them.")
 
 
 @app.command("list")
@@ -47,6 +49,41 @@ def run(instances: int = typer.Option(None, "--instances", "-n", min=1, max=64,
     st = state(config)
     count = instances or st.settings.daemon.instances
     raise typer.Exit(run_foreground(count, st.config_path))
+
+
+@app.command("restart")
+def restart(rolling: bool = typer.Option(False, "--rolling",
+                                         help="One instance at a time, each gated before the next (else all at once)."),
+            instances: Optional[int] = typer.Option(None, "--instances", "-n", min=1, max=64, metavar="N",
+                                                    show_default=False,
+                                                    help="Restart blazz-session@1..N (default: daemon.instances)."),
+            only: Optional[list[int]] = typer.Option(None, "--instance", "-i", min=1, max=64, metavar="I",
+                                                     show_default=False,
+                                                     help="Restart only instance I (repeatable)."),
+            timeout: float = typer.Option(120.0, "--timeout", min=1, metavar="S",
+                                          help="Seconds each instance may take to be ready."),
+            check_health: bool = typer.Option(True, "--health/--no-health",
+                                              help="Finish with the health checks (up to S seconds for OK)."),
+            config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Restart this host's session daemons through systemd, gated on the database (exit 1 at the first failure).
+
+    Each restarted instance must show a heartbeat from a new pid, status running, and no
+    runnable account left unowned past daemon.unowned_grace, within --timeout seconds; else
+    the restart stops there, naming the instance. systemctl is $SYSTEMCTL when set, else the
+    one on PATH.
+
+    Example: sudo blazzctl daemon restart --rolling --timeout 120
+    """
+    from blazzctl.services import rolling as service
+
+    st = state(config)
+    chosen = sorted(set(only)) if only else list(range(1, (instances or st.settings.daemon.instances) + 1))
+    say = (lambda _text: None) if json else output.say
+    done = service.restart(st.db, st.settings, instances=chosen, rolling=rolling, timeout=timeout, progress=say)
+    report = service.check_health(st.settings, timeout=timeout, progress=say) if check_health else None
+    if json:
+        output.emit_json({"restarted": [vars(r) for r in done],
+                          "health": report.as_dict() if report is not None else None})
 
 
 def _mb(value: int | None) -> str | None:

@@ -1,0 +1,133 @@
+"""`blazzctl daemon restart --rolling`: real daemons under the stand-in systemctl, real gates on MariaDB."""
+
+from __future__ import annotations
+
+import pytest
+
+from blazzctl.db import Database
+from tests.conftest import REPO, run_blazzctl
+from tests.daemon_helpers import migrate, owners, seed_accounts, wait_for
+from tests.systemd_helpers import FakeSystemd, host_config
+
+pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
+
+ACCOUNTS = 6
+
+
+class Host:
+    """Two instances of blazz-session@ under the stand-in systemd, on one MariaDB database."""
+
+    def __init__(self, root, url: str, *, daemon: dict | None = None) -> None:
+        self.url = url
+        self.systemd = FakeSystemd(root)
+        self.config = host_config(root, url, daemon={"instances": 2, "unowned_grace": 20, **(daemon or {})})
+        self.env = {**self.systemd.env, "BLAZZ_CONFIG": str(self.config)}
+        self.db = Database(url)
+
+    def install(self) -> None:
+        """The units as `blazzctl units install` writes them (the daemon beside this Python)."""
+        result = run_blazzctl("units", "install", "--dest", str(self.systemd.unit_dir), env=self.env)
+        assert result.code == 0, result
+        self.systemd.drop_in({"BLAZZ_CONFIG": str(self.config), "PYTHONPATH": str(REPO)})
+
+    def start(self) -> None:
+        for n in (1, 2):
+            started = self.systemd.systemctl("start", f"blazz-session@{n}.service")
+            assert started.returncode == 0, (started.stderr, self.systemd.logs())
+        wait_for(self.all_owned, 30, message=lambda: f"all accounts owned: {owners(self.db)}\n{self.systemd.logs()}")
+
+    def all_owned(self) -> bool:
+        snap = owners(self.db)
+        return len(snap) == ACCOUNTS and all(o in ("host-a:1", "host-a:2") for o, _ in snap.values())
+
+    def restart(self, *args: str):
+        return run_blazzctl("daemon", "restart", *args, env=self.env, timeout=180)
+
+
+@pytest.fixture
+def host(tmp_path, mariadb_url):
+    migrate(mariadb_url)
+    h = Host(tmp_path, mariadb_url)
+    seed_accounts(h.db, ACCOUNTS)
+    h.install()
+    yield h
+    h.systemd.close()
+    h.db.dispose()
+
+
+def test_rolling_restart_replaces_each_daemon_and_keeps_every_account_owned(host):
+    host.start()
+    before = {n: host.systemd.pid(n) for n in (1, 2)}
+    result = host.restart("--rolling", "--timeout", "60", "--json")
+    assert result.code == 0, (result, host.systemd.logs())
+    data = result.json()
+    assert [r["instance"] for r in data["restarted"]] == [1, 2]
+    for r in data["restarted"]:
+        assert r["old_pid"] == before[r["instance"]]
+        assert r["new_pid"] == host.systemd.pid(r["instance"]) != r["old_pid"]
+    assert data["health"]["status"] == "OK"
+    restarts = [c for c in host.systemd.calls() if c.startswith("restart")]
+    assert restarts == ["restart blazz-session@1.service", "restart blazz-session@2.service"]
+    assert host.all_owned()
+
+
+def test_progress_lines_name_each_instance(host):
+    host.start()
+    result = host.restart("--rolling", "--instance", "2", "--no-health")
+    assert result.code == 0, result
+    assert "restart blazz-session@2.service" in result.stdout
+    assert "blazz-session@2.service ready in" in result.stdout
+    assert "blazz-session@1" not in result.stdout
+    assert not any("blazz-session@1" in c for c in host.systemd.calls() if c.startswith("restart"))
+
+
+def test_a_daemon_that_cannot_start_stops_the_rolling_restart_there(host):
+    host.start()
+    pid_2 = host.systemd.pid(2)
+    # Instance 1 only: a configuration file that does not exist (blazz-sessiond exits 78).
+    host.systemd.drop_in({"BLAZZ_CONFIG": "/nonexistent/blazz.yaml"}, unit="blazz-session@1.service",
+                         name="broken.conf")
+    result = host.restart("--rolling", "--timeout", "30")
+    assert result.code == 1, result
+    assert "restart of blazz-session@1.service failed" in result.stderr
+    assert "restart blazz-session@2.service" not in host.systemd.calls()
+    assert host.systemd.pid(2) == pid_2
+    # The fleet heals around the dead instance: instance 2 takes every account.
+    wait_for(lambda: set(o for o, _ in owners(host.db).values()) == {"host-a:2"}, 30,
+             message=lambda: f"instance 2 owns all: {owners(host.db)}")
+
+
+def test_accounts_left_unowned_past_the_grace_fail_the_gate(tmp_path, mariadb_url):
+    """Capacity 2 x 2 daemons for 6 accounts: 2 stay unowned, so the restart cannot be called ready."""
+    migrate(mariadb_url)
+    host = Host(tmp_path, mariadb_url, daemon={"capacity": 2, "unowned_grace": 2})
+    seed_accounts(host.db, ACCOUNTS)
+    try:
+        host.install()
+        for n in (1, 2):
+            assert host.systemd.systemctl("start", f"blazz-session@{n}.service").returncode == 0
+        result = host.restart("--rolling", "--timeout", "60")
+        assert result.code == 1, result
+        assert "blazz-session@1.service did not become ready" in result.stderr
+        assert "runnable accounts still unowned" in result.stderr
+        assert "restart blazz-session@2.service" not in host.systemd.calls()
+    finally:
+        host.systemd.close()
+        host.db.dispose()
+
+
+def test_a_daemon_that_dies_after_start_is_reported(host):
+    host.start()
+    host.systemd.drop_in({"BLAZZ_CONFIG": "/nonexistent/blazz.yaml"}, unit="blazz-session@2.service",
+                         name="broken.conf")
+    result = host.restart("--instance", "2", "--timeout", "30", "--no-health")
+    assert result.code == 1, result
+    assert "blazz-session@2.service" in result.stderr
+
+
+def test_without_systemctl_nothing_is_restarted(host):
+    result = run_blazzctl("daemon", "restart", "--rolling",
+                          env={**host.env, "SYSTEMCTL": "/nonexistent/systemctl"})
+    assert result.code == 1
+    assert "SYSTEMCTL='/nonexistent/systemctl' is not an executable" in result.stderr
+    assert not [c for c in host.systemd.calls() if c.startswith("restart")]
