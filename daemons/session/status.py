@@ -83,14 +83,20 @@ class StatusWriter:
         with self.db.session() as s:
             account = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
                                 .where(WhatsAppAccount.id == account_id)).one()
+            needs_primary = False
             if status == AccountStatus.CONNECTED:
-                # Lock the workspace before the account: on MariaDB the account UPDATE takes a shared
-                # lock on its workspace row (foreign key), and two connects of one workspace that
-                # then both asked promote_if_no_primary for the exclusive lock would deadlock.
-                s.execute(select(Workspace.id).where(Workspace.id == account.workspace_id).with_for_update())
+                # On MariaDB every account UPDATE takes a shared lock on its workspace row (foreign
+                # key). Promoting a primary needs the exclusive lock: taken after the account UPDATE,
+                # two connects of one workspace deadlock; held while a workspace has a primary already,
+                # it would serialise every status write of the workspace. So: only when there is no
+                # primary (a non-locking read), and then before the account UPDATE.
+                needs_primary = s.scalars(select(WhatsAppAccount.id).where(
+                    WhatsAppAccount.primary_workspace_id == account.workspace_id).limit(1)).first() is None
+                if needs_primary:
+                    s.execute(select(Workspace.id).where(Workspace.id == account.workspace_id).with_for_update())
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
                 raise LeaseLost(account_id)
-            if status == AccountStatus.CONNECTED:
+            if needs_primary:
                 accounts.promote_if_no_primary(s, account_id=account_id, workspace_id=account.workspace_id)
             if status == AccountStatus.LOGGED_OUT:  # the login is gone: so are its archives
                 s.execute(delete(AuthArchive).where(AuthArchive.whatsapp_account_id == account_id))
