@@ -156,3 +156,19 @@ def test_an_event_whose_transaction_rolled_back_is_never_delivered(database):
             time.sleep(0.3)
     assert rolled_back and receiver.ids() == {committed}
     assert count(database) == 1
+
+
+def test_a_stopping_dispatcher_gives_back_what_it_could_not_finish(database):
+    ws, acc = workspace_with_account(database)
+    with Receiver(lambda r: (Receiver.HANG, {})) as hanging:
+        add_endpoint(database, ws, hanging.url)
+        emit(database, ws, acc, 3)
+        thread = DispatcherThread(database, fast_settings(timeout=60)).__enter__()
+        try:
+            assert hanging.wait_for(lambda r: len(r.requests) == 3, timeout=20)
+        finally:
+            started = time.monotonic()
+            thread.__exit__(None, None, None)
+        assert time.monotonic() - started < 20  # drains for a few seconds, not for the 60 s timeout
+    rows = deliveries(database)
+    assert [(d.status, d.attempts, d.locked_by) for d in rows] == [("pending", 0, None)] * 3

@@ -27,6 +27,8 @@ log = logging.getLogger("blazz.webhooks")
 
 SNIPPET_BYTES = 500
 COALESCE = 0.01  # seconds to gather freed slots before the next claim
+DRAIN_SECONDS = 5.0  # at stop: how long in-flight attempts may finish, and outcomes be written
+MAX_BACKOFF = 10.0  # seconds between claims while the database is unreachable
 
 
 def lock_seconds(settings: WebhooksSettings) -> float:
@@ -85,6 +87,7 @@ class Dispatcher:
         self.results: asyncio.Queue[Outcome | None] = asyncio.Queue()
         self.slot_freed = asyncio.Event()
         self.lanes = Lanes(settings)
+        self.backoff = 0.0  # seconds to wait after a failed claim
 
     async def run(self, stopping: asyncio.Event) -> None:
         log.info("webhook dispatcher started", extra={"owner": self.owner})
@@ -97,7 +100,10 @@ class Dispatcher:
         finally:
             await self._drain()
             self.results.put_nowait(None)
-            await asyncio.wait_for(writer, timeout=30)
+            try:
+                await asyncio.wait_for(writer, timeout=DRAIN_SECONDS)
+            except TimeoutError:  # the database is away: those rows are resent after their lease
+                log.warning("webhook outcomes still unrecorded at stop")
             await self.lanes.aclose()
         log.info("webhook dispatcher stopped", extra={"owner": self.owner})
 
@@ -110,9 +116,11 @@ class Dispatcher:
             jobs = await asyncio.to_thread(
                 outbox.claim, self.db, owner=self.owner, limit=room, lock_seconds=self.lock_seconds,
                 per_endpoint=self.settings.concurrency_per_endpoint, busy=dict(self.busy))
-        except Exception as exc:  # the database is away: try again next round
-            log.warning("webhook claim failed: %s", exc)
+        except Exception as exc:  # the database is away: try again, less and less often
+            self.backoff = min(MAX_BACKOFF, max(self.settings.poll_interval, 2 * self.backoff))
+            log.warning("webhook claim failed (next try in %.1fs): %s", self.backoff, exc)
             return False
+        self.backoff = 0.0
         for job in jobs:
             self.busy[job.endpoint_id] = self.busy.get(job.endpoint_id, 0) + 1
             self.tasks[job.id] = asyncio.create_task(self._deliver(job))
@@ -124,7 +132,8 @@ class Dispatcher:
             return
         self.slot_freed.clear()
         waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.slot_freed.wait())]
-        await asyncio.wait(waits, timeout=self.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waits, timeout=max(self.settings.poll_interval, self.backoff),
+                           return_when=asyncio.FIRST_COMPLETED)
         for waiter in waits:
             waiter.cancel()
         if self.slot_freed.is_set() and not stopping.is_set():
@@ -174,10 +183,10 @@ class Dispatcher:
                 await asyncio.sleep(1)
 
     async def _drain(self) -> None:
-        """Let in-flight attempts finish (they are bounded by the timeout); cancel the rest."""
+        """Let in-flight attempts finish for a few seconds; cancel the rest (their rows are given back)."""
         pending = list(self.tasks.values())
         if pending:
-            _, late = await asyncio.wait(pending, timeout=self.settings.timeout + 1)
+            _, late = await asyncio.wait(pending, timeout=min(DRAIN_SECONDS, self.settings.timeout + 1))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
