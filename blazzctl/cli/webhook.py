@@ -128,7 +128,7 @@ def deliveries(status: Optional[str] = typer.Option(None, "--status", help="pend
 
 
 @app.command("redeliver")
-def redeliver(delivery_id: Optional[int] = typer.Argument(None, metavar="[DELIVERY_ID]", help="One delivery."),
+def redeliver(delivery_id: Optional[int] = typer.Argument(None, metavar="DELIVERY_ID", help="One delivery."),
               dead: bool = typer.Option(False, "--dead", help="Every dead delivery (of --endpoint when given)."),
               endpoint: EndpointOption = None,
               config: ConfigOption = None, json: JsonOption = False) -> None:
