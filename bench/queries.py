@@ -34,6 +34,7 @@ HEAVY_CHATS, HEAVY_MESSAGES = 30_000, 200_000  # account 1
 PENDING_EVERY = 500  # one message in 500 is pending (the outbound poll's rows)
 FREE_ACCOUNTS = 100  # runnable accounts without a lease (what the claim query finds)
 ROWS_PER_INSERT = 5_000
+SYNC_RUNS = 30_000  # ten finished runs per account: the sync worker's idle poll must not scan them
 
 
 def uuid_of(kind: int, i: int) -> str:
@@ -150,9 +151,14 @@ def seed(connect, now: datetime) -> dict:
     insert(connect, "messages", "id, uuid, workspace_id, whatsapp_account_id, chat_id, chat_jid, direction, type, body, "
            "status, ack, wa_message_id, attempts, created_at, updated_at", messages())
     t_msgs = time.perf_counter()
+    done = ts(now - timedelta(days=1))
+    insert(connect, "sync_runs", "id, uuid, whatsapp_account_id, kind, status, progress_done, progress_total, "
+           "requested_at, started_at, finished_at", (
+               f"({r},'{uuid_of(4, r)}',{(r - 1) % ACCOUNTS + 1},'all','succeeded',10,10,{done},{done},{done})"
+               for r in range(1, SYNC_RUNS + 1)))
     conn = connect()
     cur = conn.cursor()
-    for table in ("workspaces", "whatsapp_accounts", "chats", "messages"):
+    for table in ("workspaces", "whatsapp_accounts", "chats", "messages", "sync_runs"):
         cur.execute(f"ANALYZE TABLE {table}")
         cur.fetchall()
     conn.close()
@@ -254,16 +260,23 @@ def scenarios(db, facts: dict):
             with db.session() as own:
                 own.execute(_outbound_query(owned)).all()
 
+    from daemons.session.sync import take_next
+
+    def sync_poll(s, i):
+        owned = rng.sample(range(1, ACCOUNTS + 1), 50)
+        take_next(db, owner="bench", live={a: a for a in owned}, skip=set())
+
     def claim(s, i):
         list(s.scalars(leases.claim_query(10)))
 
     return [("account list --workspace WS (10 of 3,000 accounts)", ws_list),
             ("chat list, first page (50)", chat_first), ("chat list, deep page (~29,900 down)", chat_deep),
             ("message list, first page (50)", msg_first), ("message list, deep page (~199,000 down)", msg_deep),
-            ("daemon outbound poll (50 owned accounts)", outbound_poll), ("claim query (LIMIT 10, SKIP LOCKED)", claim)]
+            ("daemon outbound poll (50 owned accounts)", outbound_poll),
+            ("daemon sync poll (50 owned accounts)", sync_poll), ("claim query (LIMIT 10, SKIP LOCKED)", claim)]
 
 
-OWN_SESSION = {"daemon outbound poll (50 owned accounts)"}
+OWN_SESSION = {"daemon outbound poll (50 owned accounts)", "daemon sync poll (50 owned accounts)"}
 
 
 def _outbound_query(account_ids: list[int]):
@@ -333,18 +346,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--scale", type=float, default=1.0, help="Fraction of the data (quick trial runs).")
     args = parser.parse_args()
-    global ACCOUNTS, WORKSPACES, CHATS, MESSAGES, HEAVY_CHATS, HEAVY_MESSAGES, FREE_ACCOUNTS
+    global ACCOUNTS, WORKSPACES, CHATS, MESSAGES, HEAVY_CHATS, HEAVY_MESSAGES, FREE_ACCOUNTS, SYNC_RUNS
     if args.scale != 1.0:
-        WORKSPACES, ACCOUNTS, CHATS, MESSAGES, HEAVY_CHATS, HEAVY_MESSAGES, FREE_ACCOUNTS = (
+        WORKSPACES, ACCOUNTS, CHATS, MESSAGES, HEAVY_CHATS, HEAVY_MESSAGES, FREE_ACCOUNTS, SYNC_RUNS = (
             max(1, int(v * args.scale)) for v in (WORKSPACES, ACCOUNTS, CHATS, MESSAGES, HEAVY_CHATS,
-                                                   HEAVY_MESSAGES, FREE_ACCOUNTS))
+                                                   HEAVY_MESSAGES, FREE_ACCOUNTS, SYNC_RUNS))
     with tempfile.TemporaryDirectory() as tmp:
         db, connect, private, version = setup(args.server_url, Path(tmp))
         try:
             facts = seed(connect, datetime.now(timezone.utc).replace(microsecond=0))
             print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} CPUs, "
                   f"Python {platform.python_version()}, MariaDB {version}")
-            print(f"seeded {WORKSPACES} workspaces, {ACCOUNTS} accounts, {CHATS:,} chats, {MESSAGES:,} messages in "
+            print(f"seeded {WORKSPACES} workspaces, {ACCOUNTS} accounts, {CHATS:,} chats, {MESSAGES:,} messages, "
+                  f"{SYNC_RUNS:,} sync runs in "
                   f"{facts['seed_s']:.0f} s (chats {facts['chats_s']:.0f} s, messages {facts['messages_s']:.0f} s)")
             return report(db, facts, args.runs)
         finally:
