@@ -175,7 +175,8 @@ def _report_outcome(views: list[dict], created: dict[int, bool], timed_out: bool
         details = "" if not (quiet or json) else "\n  " + "\n  ".join(_line(v, timeout) for v in bad)
         raise OperationFailed(f"{len(bad)} of {len(views)} sync run(s) did not succeed"
                               f"{': ' + ', '.join(v['account'] for v in bad) if not details else ':'}{details}",
-                              hint="See `blazzctl sync list` and the daemons' logs (journalctl -u 'blazz-session@*')."
+                              hint="See `blazzctl sync list` and the daemons' logs "
+                                   "(journalctl -u 'blazz-session@*').")
 
 
 def _line(v: dict, timeout: float) -> str:
