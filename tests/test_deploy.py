@@ -1,0 +1,259 @@
+"""deploy.sh end to end: real releases (virtualenvs), the stand-in systemctl running real daemons, MariaDB.
+
+The wheels are built once per test run (``wheelhouse``): the package as it is, and a copy whose
+``blazz-sessiond`` exits at once (a release whose daemons fail to start). Release virtualenvs use
+``--system-site-packages`` so only blazz itself is installed, offline (PIP_NO_INDEX=1).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from blazzctl.db import Database
+from tests.conftest import REPO
+from tests.daemon_helpers import migrate, owners, seed_accounts, wait_for
+from tests.systemd_helpers import FakeSystemd, host_config
+
+DEPLOY = REPO / "deploy.sh"
+ACCOUNTS = 6
+PACKAGE = ("blazzctl", "daemons", "migrations", "setup.cfg", "pyproject.toml", "README.md")
+STEPS = ("db upgrade", "units install", "switch current", "restart blazz-session@1", "restart blazz-session@2",
+         "health")
+
+
+def _copy_package(dest: Path) -> Path:
+    dest.mkdir(parents=True)
+    for name in PACKAGE:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(source, dest / name)
+    return dest
+
+
+def _wheel(source: Path, out: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
+                    "-w", str(out), str(source)], check=True, timeout=300)
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(tmp_path_factory):
+    """{"good": wheel of this checkout, "broken": the same with a blazz-sessiond that exits 1}."""
+    root = tmp_path_factory.mktemp("wheelhouse")
+    good = _wheel(_copy_package(root / "good"), root / "good-dist")
+    broken_src = _copy_package(root / "broken")
+    init = broken_src / "blazzctl" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = "', '__version__ = "0+broken.'))
+    main = broken_src / "daemons" / "session" / "main.py"
+    text = main.read_text()
+    assert "    args = parse_args(argv)\n" in text
+    main.write_text(text.replace("    args = parse_args(argv)\n", "    args = parse_args(argv)\n"
+                                 "    sys.stderr.write('error: this release is broken on purpose\\n')\n"
+                                 "    raise SystemExit(1)\n", 1))
+    return {"good": good, "broken": _wheel(broken_src, root / "broken-dist")}
+
+
+class Site:
+    """A host to deploy to: a prefix, the stand-in systemd, a configuration, a MariaDB database."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.root, self.prefix = root, root / "opt" / "blazz"
+        self.systemd = FakeSystemd(root)
+        self.config = host_config(root, url, daemon={"instances": 2, "unowned_grace": 20})
+        self.db = Database(url)
+        # The fake provider is imported from `tests`, and only from there: the daemons must run
+        # the release's blazzctl and daemons packages, not this checkout's.
+        importable = root / "importable"
+        importable.mkdir()
+        (importable / "tests").symlink_to(REPO / "tests")
+        self.systemd.drop_in({"BLAZZ_CONFIG": str(self.config), "PYTHONPATH": str(importable)})
+        self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "PIP_", "PYTHON"))},
+                    **self.systemd.env, "BLAZZ_CONFIG": str(self.config), "PIP_NO_INDEX": "1",
+                    "PYTHON": sys.executable}
+
+    def deploy(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run([str(DEPLOY), "--prefix", str(self.prefix), "--unit-dir", str(self.systemd.unit_dir),
+                               "--system-site-packages", "--timeout", "60", "--health-wait", "60", *args],
+                              capture_output=True, text=True, timeout=timeout, env=self.env, cwd=self.root)
+
+    def current(self) -> str:
+        return os.readlink(self.prefix / "current")
+
+    def releases(self) -> list[str]:
+        return sorted(p.name for p in (self.prefix / "releases").iterdir())
+
+    def runs(self, release: str, instance: int) -> bool:
+        """Whether blazz-session@N runs the Python of ``release`` (its shebang names the release's venv)."""
+        return str(self.prefix / "releases" / release / "venv" / "bin" / "python") in self.systemd.cmdline(instance)
+
+    def all_owned(self) -> bool:
+        snap = owners(self.db)
+        return len(snap) == ACCOUNTS and all(o in ("host-a:1", "host-a:2") for o, _ in snap.values())
+
+    def health(self, release: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(self.prefix / "releases" / release / "venv" / "bin" / "blazzctl"), "health"],
+                              capture_output=True, text=True, timeout=60, env=self.env)
+
+
+@pytest.fixture
+def site(tmp_path, mariadb_url):
+    migrate(mariadb_url)
+    s = Site(tmp_path, mariadb_url)
+    seed_accounts(s.db, ACCOUNTS)
+    yield s
+    s.systemd.close()
+    s.db.dispose()
+
+
+def _explain(result: subprocess.CompletedProcess, site: Site) -> str:
+    return f"exit {result.returncode}\n{result.stdout}\n{result.stderr}\n{site.systemd.logs()}"
+
+
+def _release_of(result: subprocess.CompletedProcess) -> str:
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("deploy: deploying ")]
+    return line.split()[2]
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_a_good_release_then_the_same_again(site, wheelhouse):
+    first = site.deploy("--wheel", str(wheelhouse["good"]))
+    assert first.returncode == 0, _explain(first, site)
+    release = _release_of(first)
+    assert release.startswith("0.1.0-w")
+    for name in STEPS:
+        assert f"deploy: step: {name}" in first.stdout
+    assert site.current() == f"releases/{release}"
+    assert site.runs(release, 1) and site.runs(release, 2), site.systemd.cmdline(1)
+    assert site.all_owned(), owners(site.db)
+    assert site.health(release).returncode == 0
+    pids = {n: site.systemd.pid(n) for n in (1, 2)}
+
+    # Old releases for --keep 2 to remove (never the current one); then the same release again.
+    for n, name in enumerate(("0.0.1-wold1", "0.0.2-wold2")):
+        (site.prefix / "releases" / name).mkdir()
+        (site.prefix / "releases" / name / ".complete").write_text("old\n")
+        os.utime(site.prefix / "releases" / name, (1_000_000 + n, 1_000_000 + n))
+    again = site.deploy("--wheel", str(wheelhouse["good"]), "--keep", "2")
+    assert again.returncode == 0, _explain(again, site)
+    assert f"release {release} is installed already: reusing it" in again.stdout
+    assert f"current is {release} already" in again.stdout
+    assert site.current() == f"releases/{release}"
+    assert site.releases() == ["0.0.2-wold2", release]
+    assert {n: site.systemd.pid(n) for n in (1, 2)} != pids  # restarted, onto the same release
+    assert site.runs(release, 1) and site.runs(release, 2)
+    assert site.all_owned(), owners(site.db)
+    assert site.health(release).returncode == 0
+
+
+@pytest.mark.mariadb
+@pytest.mark.slow
+def test_a_release_whose_daemons_fail_to_start_is_rolled_back(site, wheelhouse):
+    good = site.deploy("--wheel", str(wheelhouse["good"]))
+    assert good.returncode == 0, _explain(good, site)
+    previous = _release_of(good)
+    restarts_before = [c for c in site.systemd.calls() if c.startswith("restart")]
+
+    bad = site.deploy("--wheel", str(wheelhouse["broken"]))
+    assert bad.returncode == 1, _explain(bad, site)
+    broken = _release_of(bad)
+    assert "step 'restart blazz-session@1' failed" in bad.stderr
+    assert f"rolled back to {previous}" in bad.stderr
+    assert site.current() == f"releases/{previous}"
+    # Instance 1 was restarted onto the previous release; instance 2 was never touched.
+    restarts = [c for c in site.systemd.calls() if c.startswith("restart")][len(restarts_before):]
+    assert restarts == ["restart blazz-session@1.service"] * 2, restarts
+    assert site.runs(previous, 1) and site.runs(previous, 2)
+    assert "broken on purpose" in site.systemd.log(1)
+    wait_for(site.all_owned, 30, message=lambda: f"every account owned again: {owners(site.db)}")
+    assert site.health(previous).returncode == 0
+    assert broken in site.releases()  # kept for inspection; --keep removes it later
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
+    prefix, units = tmp_path / "opt", tmp_path / "units"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "SYSTEMCTL"))}
+    env["PATH"] = "/usr/bin:/bin"  # no systemctl, no blazzctl
+    result = subprocess.run([str(DEPLOY), "--dry-run", "--prefix", str(prefix), "--unit-dir", str(units),
+                             "--instances", "2", "--user", "no-such-user"],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result
+    lines = result.stdout.splitlines()
+    for name in STEPS:
+        assert sum(line.startswith(f"plan: {name}") for line in lines) == 1, (name, lines)
+    assert not prefix.exists() and not units.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dry_run_without_instances_names_the_restart_step(tmp_path):
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([str(DEPLOY), "--dry-run", "--prefix", str(tmp_path / "opt")],
+                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result
+    assert "plan: restart blazz-session@1 .. blazz-session@N" in result.stdout
+
+
+def test_release_ids_follow_the_source(tmp_path, wheelhouse):
+    def plan(*args: str) -> str:
+        result = subprocess.run([str(DEPLOY), "--dry-run", "--instances", "1", "--prefix", str(tmp_path / "p"),
+                                 *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+        assert result.returncode == 0, result
+        return result.stdout.splitlines()[0].split()[2].rstrip(":")
+
+    assert plan("--wheel", str(wheelhouse["good"])) == plan("--wheel", str(wheelhouse["good"]))
+    assert plan("--wheel", str(wheelhouse["good"])) != plan("--wheel", str(wheelhouse["broken"]))
+    assert plan("--wheel", str(wheelhouse["broken"])).startswith("0+broken.0.1.0-w")
+    checkout = plan()  # the checkout deploy.sh is in
+    assert checkout.startswith("0.1.0-g") and checkout == plan("--source", str(REPO))
+    tree = _copy_package(tmp_path / "tree")
+    first = plan("--source", str(tree))
+    assert first.startswith("0.1.0-s") and first == plan("--source", str(tree))
+    (tree / "daemons" / "session" / "main.py").write_text("# changed\n", encoding="utf-8")
+    assert plan("--source", str(tree)) != first
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", ".", "--wheel", "x.whl"], "give --source or --wheel, not both"),
+    (["--instances", "0"], "--instances must be a whole number from 1 to 64"),
+    (["--instances", "65"], "--instances must be a whole number from 1 to 64"),
+    (["--keep", "zero"], "--keep must be a whole number"),
+    (["--user", "bad user"], "is not a valid user name"),
+    (["--wheel", "/nonexistent.whl"], "is not a wheel file"),
+    (["--source", "/"], "is not a blazz checkout"),
+    (["--prefix"], "--prefix needs a value"),
+    (["--bogus"], "unknown option: --bogus"),
+])
+def test_bad_options_exit_2_naming_the_problem(tmp_path, args, message):
+    result = subprocess.run([str(DEPLOY), "--dry-run", *args], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_help_lists_every_option_and_step():
+    result = subprocess.run([str(DEPLOY), "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0
+    for text in ("--prefix DIR", "--source DIR", "--wheel FILE", "--instances N", "--user USER", "--keep K",
+                 "--dry-run", "--system-site-packages", "PIP_NO_INDEX", "SYSTEMCTL", *STEPS[:3],
+                 "restart blazz-session@N", "health"):
+        assert text in result.stdout
+
+
+def test_deploy_sh_is_strict_executable_and_shellcheck_clean():
+    assert os.access(DEPLOY, os.X_OK)
+    assert "set -euo pipefail" in DEPLOY.read_text().splitlines()[4]
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("shellcheck is not installed (apt-get install shellcheck)")
+    result = subprocess.run([shellcheck, str(DEPLOY)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
