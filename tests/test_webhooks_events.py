@@ -88,3 +88,29 @@ def test_unknown_event_type_is_refused(database):
     ws, acc = workspace_with_account(database)
     with database.session() as session, pytest.raises(InvalidInput):
         events.record(session, type="message.deleted", workspace_id=ws, account_id=acc, data={})
+
+
+@pytest.mark.mariadb
+def test_the_claim_query_uses_the_due_index_without_filesort(mariadb_url):
+    from blazzctl.db import Database
+    from blazzctl.services import schema
+    from blazzctl.webhooks.outbox import due_query
+
+    db = Database(mariadb_url)
+    try:
+        schema.upgrade(db)
+        ws, acc = workspace_with_account(db)
+        add_endpoint(db, ws, "http://127.0.0.1:9/a")
+        with db.session() as session:
+            for i in range(200):
+                events.record(session, type="message.received", workspace_id=ws, account_id=acc, data={"n": i})
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE TABLE webhook_deliveries")
+            sql = str(due_query(50, skip_endpoints=[7]).compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = [dict(row._mapping) for row in conn.exec_driver_sql("EXPLAIN " + sql)]
+    finally:
+        db.dispose()
+    assert "SKIP LOCKED" in sql
+    (row,) = plan
+    assert row["key"] == "ix_webhook_deliveries_due", plan
+    assert "filesort" not in (row["Extra"] or ""), plan

@@ -66,11 +66,7 @@ def claim(db: Database, *, owner: str, limit: int, lock_seconds: float, per_endp
     endpoints are skipped in the query so their backlog never hides other endpoints' rows.
     """
     busy = busy or {}
-    saturated = [ep for ep, n in busy.items() if n >= per_endpoint]
-    query = select(D.c.id, D.c.endpoint_id).where(D.c.status == PENDING, D.c.next_attempt_at <= db_now())
-    if saturated:
-        query = query.where(D.c.endpoint_id.not_in(saturated))
-    query = query.order_by(D.c.next_attempt_at, D.c.id).limit(limit).with_for_update(skip_locked=True)
+    query = due_query(limit, skip_endpoints=[ep for ep, n in busy.items() if n >= per_endpoint])
     with db.session() as session:
         room = dict(busy)
         ids = []
@@ -81,6 +77,14 @@ def claim(db: Database, *, owner: str, limit: int, lock_seconds: float, per_endp
         if not ids:
             return []
         return _take(session, ids, owner=owner, lock_seconds=lock_seconds)
+
+
+def due_query(limit: int, *, skip_endpoints: list[int] = ()):
+    """Due pending rows in time order: a range scan of ix_webhook_deliveries_due, no filesort."""
+    query = select(D.c.id, D.c.endpoint_id).where(D.c.status == PENDING, D.c.next_attempt_at <= db_now())
+    if skip_endpoints:
+        query = query.where(D.c.endpoint_id.not_in(skip_endpoints))
+    return query.order_by(D.c.next_attempt_at, D.c.id).limit(limit).with_for_update(skip_locked=True)
 
 
 def claim_one(db: Database, *, delivery_id: int, owner: str, lock_seconds: float) -> Job | None:
