@@ -138,6 +138,8 @@ def run(args) -> dict:
     from tests.daemon_helpers import Fleet, migrate, seed_accounts
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="blazz-bench-claims-"))
+    if args.keep and work.exists() and any(work.iterdir()):
+        raise SystemExit(f"--keep {work}: the directory is not empty")
     work.mkdir(parents=True, exist_ok=True)
     private = None
     server_url = args.server_url

@@ -207,11 +207,14 @@ class Fleet:
         self.killed: dict[str, float] = {}  # daemon name → wall time of its SIGKILL
         self.frozen: dict[str, list[tuple[float, float]]] = defaultdict(list)  # name → (SIGSTOP, SIGCONT)
         self._stopped_at: dict[str, float] = {}
+        self._configs: set[str] = set()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.journal.unlink(missing_ok=True)  # a journal of an earlier run in the same directory is not ours
 
     def config_for(self, host: str) -> Path:
         path = self.root / f"{host}.yaml"
-        if not path.exists():
+        if host not in self._configs:
+            self._configs.add(host)
             write_config(path, url=self.url, journal=self.journal, state_dir=self.root / "state" / host, host=host,
                          daemon=self.daemon_settings, link_delay=self.link_delay, webhooks=self.webhooks,
                          level=self.level)
