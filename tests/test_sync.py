@@ -25,21 +25,34 @@ pytestmark = pytest.mark.mariadb
 LISTING = {"chats": 12, "groups": 3, "old_chats": 4, "contacts": 15, "participants": 4}
 
 
-def start_fleet(fleet: Fleet, *, fail=(), sync_settings=None, delay=0.0):
-    """One daemon whose fake provider lists ``LISTING`` for every account."""
-    path = write_config(fleet.root / "host-a.yaml", url=fleet.url, journal=fleet.journal,
-                        state_dir=fleet.root / "state", host="host-a", link_delay=0.05,
-                        provider_options={"sync": LISTING, "sync_fail_names": list(fail), "sync_delay": delay})
-    config = yaml.safe_load(path.read_text())
-    config["sync"] = {"window_days": 30, "max_chats": 1000, "batch_size": 5, **(sync_settings or {})}
-    path.write_text(yaml.safe_dump(config))
+class SyncFleet(Fleet):
+    """A fleet whose fake provider lists ``LISTING`` for every account (``fail``: names whose listing fails)."""
+
+    fail: tuple = ()
+    delay: float = 0.0
+    sync_settings: dict = {}
+
+    def config_for(self, host: str):
+        path = write_config(self.root / f"{host}.yaml", url=self.url, journal=self.journal,
+                            state_dir=self.root / "state" / host, host=host, link_delay=0.05,
+                            provider_options={"sync": LISTING, "sync_fail_names": list(self.fail),
+                                              "sync_delay": self.delay})
+        config = yaml.safe_load(path.read_text())
+        config["sync"] = {"window_days": 30, "max_chats": 1000, "batch_size": 5, **self.sync_settings}
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+
+def start_fleet(fleet: SyncFleet, *, fail=(), delay=0.0):
+    """Start daemon instance 1 with these fake-provider options (later instances get the same)."""
+    fleet.fail, fleet.delay = tuple(fail), delay
     return fleet.start(1)
 
 
 @pytest.fixture
 def fleet(tmp_path, mariadb_url):
     migrate(mariadb_url)
-    with Fleet(tmp_path / "fleet", mariadb_url) as fleet:
+    with SyncFleet(tmp_path / "fleet", mariadb_url) as fleet:
         yield fleet
 
 
@@ -154,23 +167,26 @@ def test_one_active_run_per_account_and_timeouts_without_a_daemon(cli, fleet, db
     assert cli("sync", "run", "--kind", "everything", "--all", db=url).code == 2
 
 
-def test_a_run_left_running_by_a_dead_daemon_is_taken_over(cli, fleet, db):
-    start_fleet(fleet)
+def test_a_run_whose_daemon_is_killed_mid_sync_is_finished_by_the_next_owner(cli, fleet, db):
+    first = start_fleet(fleet, delay=1.5)  # each listing takes 1.5 s: time to kill the daemon mid-run
     add_running(cli, fleet.url, "sales")
-    fleet.stop_all()  # the account stays runnable: the next daemon claims it
-    with db.session() as s:  # what a SIGKILLed daemon leaves behind
-        account_id = s.scalar(select(WhatsAppAccount.id).where(WhatsAppAccount.name == "sales"))
-        s.add(SyncRun(whatsapp_account_id=account_id, status=SyncStatus.RUNNING, handled_by="host-z:9",
-                      progress_done=3, progress_total=30))
-    start_fleet(fleet)
+    requested = cli("sync", "run", "sales", "--json", db=fleet.url)
+    assert requested.code == 0, requested
+    run_id = requested.json()[0]["id"]
 
-    def finished():
+    def run_row():
         with db.session() as s:
-            run = s.scalars(select(SyncRun)).one()
-            return run if run.status == SyncStatus.SUCCEEDED else None
+            return s.get(SyncRun, run_id, populate_existing=True)
 
-    run = wait_for(finished, 60, message=lambda: fleet.logs())
-    assert run.handled_by == "host-a:1" and run.totals["chats"] == 15
+    wait_for(lambda: run_row().status == SyncStatus.RUNNING, 30, message=lambda: fleet.logs())
+    fleet.kill(first)  # SIGKILL: the run stays "running", the lease expires after its TTL (4 s)
+    assert run_row().status == SyncStatus.RUNNING and run_row().handled_by == "host-a:1"
+    fleet.start(2)
+    run = wait_for(lambda: (r := run_row()).status == SyncStatus.SUCCEEDED and r, 60, message=lambda: fleet.logs())
+    assert run.handled_by == "host-a:2" and run.totals["chats"] == 15
+    assert counts(db, run.whatsapp_account_id)["chats"] == 15
+    report = fleet.check()
+    assert report.violations == []
 
 
 def test_schedule_accepts_five_field_cron_only():
