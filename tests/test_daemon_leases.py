@@ -226,3 +226,60 @@ def test_explain_claim_uses_the_claim_index_without_filesort(db):
     assert row["key"] == "ix_whatsapp_accounts_claim", text
     assert "filesort" not in (row.get("Extra") or "").lower(), text
     assert row["type"] in ("range", "ref"), text
+
+
+# --- the invariant checker itself (no database): it must be able to fail ------------------------------
+
+def _journal(tmp_path, lines):
+    import json
+
+    path = tmp_path / "journal.jsonl"
+    path.write_text("".join(json.dumps({"pid": 1, **line}) + "\n" for line in lines))
+    return path
+
+
+def test_journal_checker_accepts_a_clean_handover_and_flags_overlaps(tmp_path):
+    from tests.daemon_helpers import check_journal
+
+    clean = _journal(tmp_path, [
+        {"event": "start", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 10.0},
+        {"event": "stop", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 12.0},
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "b:1", "t": 12.5},
+    ])
+    report = check_journal(clean)
+    assert (report.violations, report.double_owner, report.starts, report.stops) == ([], 0, 2, 1)
+    assert report.live() == {1: ["b:1"]} and report.stops_by("a:1") == {1}
+
+    overlap = _journal(tmp_path, [
+        {"event": "start", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 10.0},
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "b:1", "t": 11.0},
+        {"event": "stop", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 12.0},
+    ])
+    assert check_journal(overlap).double_owner == 1
+
+    stale_epoch = _journal(tmp_path, [
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "a:1", "t": 10.0},
+        {"event": "stop", "account_id": 1, "epoch": 2, "daemon": "a:1", "t": 11.0},
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "b:1", "t": 12.0},
+    ])
+    assert "strictly increase" in check_journal(stale_epoch).violations[0]
+
+
+def test_journal_checker_ends_killed_sessions_at_the_kill_and_frozen_ones_at_the_freeze(tmp_path):
+    from tests.daemon_helpers import check_journal
+
+    killed = _journal(tmp_path, [
+        {"event": "start", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 10.0},
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "b:1", "t": 20.0},
+    ])
+    assert check_journal(killed, killed={"a:1": 15.0}).violations == []
+    assert check_journal(killed, killed={"a:1": 25.0}).double_owner == 1
+    assert check_journal(killed).double_owner == 1  # not killed: still live
+
+    frozen = _journal(tmp_path, [
+        {"event": "start", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 10.0},
+        {"event": "start", "account_id": 1, "epoch": 2, "daemon": "b:1", "t": 20.0},
+        {"event": "stop", "account_id": 1, "epoch": 1, "daemon": "a:1", "t": 25.3},
+    ])
+    assert check_journal(frozen, frozen={"a:1": [(12.0, 25.0)]}).violations == []  # stopped right after SIGCONT
+    assert check_journal(frozen, frozen={"a:1": [(12.0, 22.0)]}).double_owner == 1  # ran on after the thaw
