@@ -156,6 +156,33 @@ class SyncSettings:
     schedule: str | None = setting(None, "Cron expression (5 fields) for syncs run by the daemons, e.g. "
                                          "\"0 3 * * *\"; empty: only on request")
 
+    def __post_init__(self) -> None:
+        problem = cron_problem(self.schedule) if self.schedule else None
+        if problem:
+            raise ConfigError([("sync", "sync.schedule", problem)], hint='For example "0 3 * * *" (03:00 UTC daily).')
+
+
+# minute, hour, day of month, month, day of week: the bounds of each cron field
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_NAMES = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+               "sun", "mon", "tue", "wed", "thu", "fri", "sat"}
+
+
+def cron_problem(expression: str) -> str | None:
+    """What is wrong with a 5-field cron expression, or None (the daemon's APScheduler parses it)."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"{expression!r} must have 5 fields (minute hour day month weekday), not {len(fields)}"
+    for text, (what, low, high) in zip(fields, _CRON_FIELDS):
+        for part in text.split(","):
+            base, _, step = part.partition("/")
+            if step and not (step.isdigit() and int(step) > 0):
+                return f"{expression!r}: bad step {step!r} in the {what} field"
+            for value in (base.split("-") if base != "*" else []):
+                if not (value.isdigit() and low <= int(value) <= high) and value.lower() not in _CRON_NAMES:
+                    return f"{expression!r}: {value!r} is not a valid {what} ({low}-{high})"
+    return None
+
 
 @dataclass(frozen=True)
 class LoggingSettings:

@@ -275,3 +275,12 @@ def test_schedule_requests_the_owned_accounts_once(sqlite_url):
         assert {r[1] for r in runs} == {"schedule host-a:1"} and woken == [1, 1]
     finally:
         db.dispose()
+
+
+def test_config_check_names_a_bad_schedule(cli, tmp_path):
+    (tmp_path / "blazz.yaml").write_text('sync:\n  schedule: "0 25 * * *"\n')
+    result = cli("config", "check")
+    assert result.code == 78, result
+    assert "sync.schedule" in result.stderr and "'25' is not a valid hour (0-23)" in result.stderr
+    (tmp_path / "blazz.yaml").write_text('sync:\n  schedule: "30 2 * * mon-fri"\n')
+    assert cli("config", "check").code == 0
