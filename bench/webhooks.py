@@ -47,17 +47,35 @@ asyncio.run(main())
 """
 
 
-def receiver_main(port_out, arrivals, ready) -> None:
-    """A minimal keep-alive HTTP/1.1 server: answers 200 and records (webhook-id, arrival time)."""
+def receiver_main(port_out, control, ready) -> None:
+    """A minimal keep-alive HTTP/1.1 server: answers 200 and stamps each (webhook-id, arrival time).
+
+    The stamps stay in this process; the parent asks for their count or for all of them
+    over ``control`` (a Pipe), so measuring costs the receiver almost nothing per request.
+    """
+    import threading
+
+    stamps: list[tuple[str, float]] = []
+
+    def serve_control() -> None:
+        while True:
+            ask = control.recv()
+            control.send(len(stamps) if ask == "count" else list(stamps))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line)
-                headers = {k.lower(): v for k, v in headers.items()}
-                await reader.readexactly(int(headers.get("content-length", 0)))
-                arrivals.put((headers.get("webhook-id"), time.time()))
+                length, event_id = 0, None
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b": ")
+                    name = name.lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"webhook-id":
+                        event_id = value.decode()
+                await reader.readexactly(length)
+                stamps.append((event_id, time.time()))
                 writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
@@ -65,6 +83,7 @@ def receiver_main(port_out, arrivals, ready) -> None:
     async def main() -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
         port_out.value = server.sockets[0].getsockname()[1]
+        threading.Thread(target=serve_control, daemon=True).start()
         ready.set()
         await server.serve_forever()
 
@@ -121,14 +140,19 @@ def queue(db, ws: int, acc: int, n: int, per_tx: int = 500) -> list[str]:
     return ids
 
 
-def drain(arrivals, into: dict, until: int, timeout: float) -> None:
+def wait_arrivals(control, total: int, timeout: float) -> dict[str, float]:
+    """Wait until the receiver has ``total`` stamps (or the timeout); first arrival per event id."""
     deadline = time.monotonic() + timeout
-    while len(into) < until and time.monotonic() < deadline:
-        try:
-            event_id, at = arrivals.get(timeout=0.5)
-        except Exception:
-            continue
-        into.setdefault(event_id, at)
+    while time.monotonic() < deadline:
+        control.send("count")
+        if control.recv() >= total:
+            break
+        time.sleep(0.2)
+    control.send("dump")
+    first: dict[str, float] = {}
+    for event_id, at in control.recv():
+        first.setdefault(event_id, at)
+    return first
 
 
 def main() -> None:
@@ -143,8 +167,9 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="blazz-bench-webhooks-"))
     ctx = mp.get_context("spawn")
-    arrivals, port, ready = ctx.Queue(), ctx.Value("i", 0), ctx.Event()
-    receiver = ctx.Process(target=receiver_main, args=(port, arrivals, ready), daemon=True)
+    control, their_end = ctx.Pipe()
+    port, ready = ctx.Value("i", 0), ctx.Event()
+    receiver = ctx.Process(target=receiver_main, args=(port, their_end, ready), daemon=True)
     receiver.start()
     ready.wait(10)
     db, url, private = setup_database(args.server_url, tmp)
@@ -157,10 +182,9 @@ def main() -> None:
 
         # 1. Throughput over a backlog.
         ids = queue(db, ws, acc, args.events)
-        received: dict[str, float] = {}
         started = time.time()
         procs = [subprocess.Popen([sys.executable, "-c", CHILD, f"bench:{n}"], cwd=REPO, env=env) for n in (1, 2)]
-        drain(arrivals, received, len(ids), timeout=600)
+        received = wait_arrivals(control, len(ids), timeout=600)
         finished = max(received.values())
         first = min(received.values())
         print(f"throughput: {len(received)}/{len(ids)} delivered; "
@@ -181,8 +205,7 @@ def main() -> None:
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
         achieved = total / (time.monotonic() - (next_at - total * interval))
-        latency: dict[str, float] = {}
-        drain(arrivals, latency, total, timeout=60)
+        latency = wait_arrivals(control, len(ids) + total, timeout=60)
         lags = sorted(latency[e] - committed[e] for e in committed if e in latency)
         p50 = statistics.median(lags)
         p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
