@@ -165,6 +165,7 @@ def main() -> None:
 
     import yaml
 
+    load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="blazz-bench-webhooks-"))
     ctx = mp.get_context("spawn")
     control, their_end = ctx.Pipe()
@@ -212,7 +213,8 @@ def main() -> None:
         print(f"latency at {achieved:.0f} events/s for {args.seconds:.0f} s: {len(lags)}/{total} received; "
               f"commit->receipt p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms")
         print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-              f"{'private mariadbd' if private else 'given server'}")
+              f"{'private mariadbd' if private else 'given server'}; load average at start {load_at_start:.1f}, "
+              f"at end {os.getloadavg()[0]:.1f}")
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)

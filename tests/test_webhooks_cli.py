@@ -165,3 +165,13 @@ def test_redelivering_after_410_re_enables_the_endpoint(wcli, url):
         finally:
             db.dispose()
     assert len(receiver.requests) == 2 and len(receiver.ids()) == 1
+
+
+def test_the_audit_trail_records_webhook_changes_without_secrets(wcli):
+    view = wcli("webhook", "add", "-w", "acme", "https://user:pa55word@example.com/h", "--json").json()
+    assert wcli("webhook", "remove", str(view["id"])).code == 0
+    audit = wcli("audit", "list", "--json")
+    assert audit.code == 0, audit
+    commands = [e["command"] for e in audit.json()]
+    assert "webhook add" in commands and "webhook remove" in commands
+    assert "pa55word" not in audit.stdout and view["secret"] not in audit.stdout

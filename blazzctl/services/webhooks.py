@@ -38,6 +38,15 @@ def validate_url(url: str) -> str:
     return url
 
 
+def shown_url(url: str) -> str:
+    """The URL for audit records: a password in it is replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def parse_events(text: str | None) -> list[str] | None:
     """``"a,b"`` → ``["a", "b"]`` (checked); None or empty → None (every event type)."""
     if not text or not text.strip():
@@ -61,7 +70,7 @@ def add(session: Session, *, workspace: Workspace, url: str, events: list[str] |
     session.add(endpoint)
     session.flush()
     audit.record(session, command="webhook add", target_type="webhook", target=str(endpoint.id),
-                 workspace_id=workspace.id, details={"url": url, "events": events})
+                 workspace_id=workspace.id, details={"url": shown_url(url), "events": events})
     return endpoint
 
 
@@ -83,7 +92,7 @@ def get(session: Session, ref: str | int) -> WebhookEndpoint:
 def remove(session: Session, *, endpoint: WebhookEndpoint) -> None:
     """Delete an endpoint and its deliveries."""
     audit.record(session, command="webhook remove", target_type="webhook", target=str(endpoint.id),
-                 workspace_id=endpoint.workspace_id, details={"url": endpoint.url})
+                 workspace_id=endpoint.workspace_id, details={"url": shown_url(endpoint.url)})
     session.delete(endpoint)
 
 
