@@ -6,8 +6,8 @@ locks the account row under ``(owner, lease_epoch)``: when the lease is gone not
 written and the session is closed. A run left ``running`` by a daemon that died (or lost the
 account) is taken over by the account's new owner and started again; upserts make that safe.
 
-Idle cost: one indexed query every ``IDLE_POLL`` seconds, and none while the daemon owns
-nothing. Runs are carried out one at a time per daemon.
+Idle cost: one indexed query every ``IDLE_POLL`` seconds (an idle backoff from ``BUSY_POLL``),
+and none while the daemon owns nothing. Runs are carried out one at a time per daemon.
 """
 
 from __future__ import annotations
@@ -29,12 +29,14 @@ from blazzctl.providers.base import SessionNotReady
 from blazzctl.services import events, sync_store
 from blazzctl.services.upserts import batches
 from blazzctl.settings import Settings
+from daemons.session.pacing import IdleBackoff
 from daemons.session.sessions import Sessions
 from daemons.session.status import LeaseLost
 
 log = logging.getLogger("blazz.sync")
 
-IDLE_POLL = 2.0  # seconds between looks for queued runs when there was nothing to do
+BUSY_POLL = 0.25  # seconds before the next look for queued runs after one was carried out
+IDLE_POLL = 2.0  # ... growing to this while there is nothing to do (the daemon's idle query budget)
 NOT_READY_RETRY = 5.0  # seconds before a run whose session is not connected yet is tried again
 NOT_READY_GIVE_UP = 300.0  # seconds after the request: a run whose session never connects fails
 CONFLICT_ATTEMPTS = 5
@@ -112,6 +114,7 @@ class SyncWorker:
         self.settings = settings.sync
         self.owner = owner
         self.wake = asyncio.Event()
+        self.backoff = IdleBackoff(BUSY_POLL, IDLE_POLL)
         self.not_before: dict[int, float] = {}  # run id → monotonic time it may be tried again
 
     async def loop(self, stopping: asyncio.Event) -> None:
@@ -122,11 +125,10 @@ class SyncWorker:
                     worked = await self.run_one()
                 except Exception as exc:
                     log.warning("sync poll failed", extra={"error": str(exc)[:200]})
-            if worked:
-                continue
+            delay = self.backoff.found(worked)
             self.wake.clear()
             try:
-                await asyncio.wait_for(_first(stopping, self.wake), timeout=IDLE_POLL)
+                await asyncio.wait_for(_first(stopping, self.wake), timeout=delay)
             except asyncio.TimeoutError:
                 pass
 
