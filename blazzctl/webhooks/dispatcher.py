@@ -51,7 +51,7 @@ async def attempt(client: httpx.AsyncClient, job: Job, settings: WebhooksSetting
                 snippet = await read_snippet(response)
     except BlazzError as exc:  # a stored secret that is not a whsec_ secret
         return Outcome(job.id, job.endpoint_id, Verdict.DEAD, error=exc.message)
-    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+    except Exception as exc:  # network errors, timeouts, and anything odd (retried, so bounded by the schedule)
         error = describe(exc)
     decision = decide(code, attempts=job.attempts, schedule=settings.retry_schedule, retry_after=retry_after)
     if code is not None and decision.verdict is not Verdict.DELIVERED:
@@ -70,7 +70,12 @@ async def read_snippet(response: httpx.Response) -> str:
 
 
 def describe(exc: BaseException) -> str:
-    kind = "timeout" if isinstance(exc, (httpx.TimeoutException, TimeoutError)) else "network error"
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        kind = "timeout"
+    elif isinstance(exc, (httpx.HTTPError, OSError)):
+        kind = "network error"
+    else:
+        kind = f"error ({type(exc).__name__})"
     text = str(exc) or type(exc).__name__
     return f"{kind}: {text}"[:500]
 
