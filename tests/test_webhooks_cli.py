@@ -175,3 +175,17 @@ def test_the_audit_trail_records_webhook_changes_without_secrets(wcli):
     commands = [e["command"] for e in audit.json()]
     assert "webhook add" in commands and "webhook remove" in commands
     assert "pa55word" not in audit.stdout and view["secret"] not in audit.stdout
+
+
+def test_test_while_a_daemon_dispatches_sends_each_event_once(wcli, url):
+    with Receiver() as receiver:
+        ep = wcli("webhook", "add", "-w", "acme", receiver.url, "--json").json()["id"]
+        db = Database(url)
+        try:
+            with DispatcherThread(db, fast_settings(poll_interval=0.01)):
+                results = [wcli("webhook", "test", str(ep), "--json") for _ in range(5)]
+        finally:
+            db.dispose()
+    assert [r.code for r in results] == [0] * 5
+    assert all(r.json()["last_status_code"] == 200 for r in results)
+    assert len(receiver.requests) == 5 and len(receiver.ids()) == 5

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
@@ -17,6 +18,7 @@ from blazzctl.models import WebhookDelivery, WebhookEndpoint, Workspace
 from blazzctl.models.base import utcnow
 from blazzctl.services import audit, events
 from blazzctl.webhooks import signing
+from blazzctl.webhooks.outbox import Outcome
 
 URL_MAX = 2048
 
@@ -161,14 +163,29 @@ def test(db: Database, settings, *, endpoint_ref: str):
     The event goes through the outbox like any other: if this attempt fails, the
     dispatchers retry it on the schedule.
     """
-    from blazzctl.webhooks.dispatcher import deliver_one
+    from blazzctl.webhooks.dispatcher import deliver_one, lock_seconds
 
     with db.session() as session:
         delivery_id = queue_test(session, endpoint=get(session, endpoint_ref)).id
     owner = f"blazzctl@{socket.gethostname()}:{os.getpid()}"
     outcome = asyncio.run(deliver_one(db, settings.webhooks, delivery_id=delivery_id, owner=owner))
-    if outcome is None:
-        raise OperationFailed("a session daemon took the test delivery first",
-                              hint=f"See `blazzctl webhook deliveries --endpoint {endpoint_ref}`.")
+    if outcome is None:  # a session daemon claimed it first: report its attempt
+        return _await_attempt(db, delivery_id, timeout=lock_seconds(settings.webhooks))
     with db.session() as session:
         return session.get(WebhookDelivery, delivery_id), outcome
+
+
+def _await_attempt(db: Database, delivery_id: int, *, timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            row = session.get(WebhookDelivery, delivery_id)
+            if row is None:
+                raise NotFound(f"delivery {delivery_id} disappeared (its webhook was removed)")
+            if row.locked_by is None and row.attempts > 0:
+                return row, Outcome(row.id, row.endpoint_id, None, status_code=row.last_status_code,
+                                    error=row.last_error, response=row.last_response,
+                                    duration_ms=row.last_duration_ms)
+        time.sleep(0.2)
+    raise OperationFailed("a session daemon took the test delivery and has not finished it",
+                          hint=f"See `blazzctl webhook deliveries --endpoint {row.endpoint_id}`.")

@@ -88,8 +88,9 @@ def due_query(limit: int, *, skip_endpoints: list[int] = ()):
 
 
 def claim_one(db: Database, *, delivery_id: int, owner: str, lock_seconds: float) -> Job | None:
-    """Claim one pending delivery now, due or not (``webhook test``); None if it is taken."""
-    query = select(D.c.id).where(D.c.id == delivery_id, D.c.status == PENDING).with_for_update()
+    """Claim one pending, never claimed delivery now (``webhook test``); None if a dispatcher has it."""
+    query = select(D.c.id).where(D.c.id == delivery_id, D.c.status == PENDING,
+                                 D.c.locked_by.is_(None)).with_for_update()
     with db.session() as session:
         if session.execute(query).first() is None:
             return None
