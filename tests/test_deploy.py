@@ -125,7 +125,9 @@ def _release_of(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.mariadb
 @pytest.mark.slow
-def test_a_good_release_then_the_same_again(site, wheelhouse):
+def test_a_good_release_the_same_again_then_a_broken_one_rolled_back(site, wheelhouse):
+    """One story, to deploy the first release only once: (1) good, (2) re-run, (3) broken -> rollback."""
+    # (1) A good release onto a host with accounts and no daemons yet.
     first = site.deploy("--wheel", str(wheelhouse["good"]))
     assert first.returncode == 0, _explain(first, site)
     release = _release_of(first)
@@ -138,7 +140,7 @@ def test_a_good_release_then_the_same_again(site, wheelhouse):
     assert site.health(release).returncode == 0
     pids = {n: site.systemd.pid(n) for n in (1, 2)}
 
-    # Old releases for --keep 2 to remove (never the current one); then the same release again.
+    # (2) The same release again, with old releases for --keep 2 to remove (never the current one).
     for n, name in enumerate(("0.0.1-wold1", "0.0.2-wold2")):
         (site.prefix / "releases" / name).mkdir()
         (site.prefix / "releases" / name / ".complete").write_text("old\n")
@@ -153,30 +155,44 @@ def test_a_good_release_then_the_same_again(site, wheelhouse):
     assert site.runs(release, 1) and site.runs(release, 2)
     assert site.all_owned(), owners(site.db)
     assert site.health(release).returncode == 0
-
-
-@pytest.mark.mariadb
-@pytest.mark.slow
-def test_a_release_whose_daemons_fail_to_start_is_rolled_back(site, wheelhouse):
-    good = site.deploy("--wheel", str(wheelhouse["good"]))
-    assert good.returncode == 0, _explain(good, site)
-    previous = _release_of(good)
     restarts_before = [c for c in site.systemd.calls() if c.startswith("restart")]
 
+    # (3) A release whose daemons exit at once: rolled back onto the good one.
     bad = site.deploy("--wheel", str(wheelhouse["broken"]))
     assert bad.returncode == 1, _explain(bad, site)
     broken = _release_of(bad)
     assert "step 'restart blazz-session@1' failed" in bad.stderr
-    assert f"rolled back to {previous}" in bad.stderr
-    assert site.current() == f"releases/{previous}"
-    # Instance 1 was restarted onto the previous release; instance 2 was never touched.
+    assert f"rolled back to {release}" in bad.stderr
+    assert site.current() == f"releases/{release}"
+    # Instance 1 was restarted onto the broken release, then back; instance 2 was never touched.
     restarts = [c for c in site.systemd.calls() if c.startswith("restart")][len(restarts_before):]
     assert restarts == ["restart blazz-session@1.service"] * 2, restarts
-    assert site.runs(previous, 1) and site.runs(previous, 2)
+    assert site.runs(release, 1) and site.runs(release, 2)
     assert "broken on purpose" in site.systemd.log(1)
     wait_for(site.all_owned, 30, message=lambda: f"every account owned again: {owners(site.db)}")
-    assert site.health(previous).returncode == 0
+    assert site.health(release).returncode == 0
     assert broken in site.releases()  # kept for inspection; --keep removes it later
+
+
+def test_a_failure_before_the_switch_leaves_current_alone(tmp_path, wheelhouse):
+    """The database is unreachable: `db upgrade` fails, nothing was switched, nothing restarted."""
+    systemd = FakeSystemd(tmp_path)
+    config = tmp_path / "blazz.yaml"
+    config.write_text("database:\n  url: mysql+pymysql://root@127.0.0.1:1/blazz\n  connect_timeout: 1\n")
+    prefix = tmp_path / "opt"
+    (prefix / "releases" / "0.0.9-wbefore").mkdir(parents=True)
+    (prefix / "current").symlink_to("releases/0.0.9-wbefore")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "PIP_"))}, **systemd.env,
+           "BLAZZ_CONFIG": str(config), "PIP_NO_INDEX": "1", "PYTHON": sys.executable}
+    result = subprocess.run([str(DEPLOY), "--prefix", str(prefix), "--unit-dir", str(systemd.unit_dir),
+                             "--system-site-packages", "--instances", "1", "--wheel", str(wheelhouse["good"])],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 1, result
+    assert "step 'db upgrade' failed" in result.stderr
+    assert "current was not switched: nothing to roll back" in result.stdout
+    assert os.readlink(prefix / "current") == "releases/0.0.9-wbefore"
+    assert systemd.calls() == []
+    assert (prefix / "releases" / _release_of(result) / ".complete").exists()  # reused by the next try
 
 
 def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
