@@ -160,7 +160,7 @@ def run(args) -> dict:
     result: dict = {"accounts": args.accounts, "daemons": args.daemons,
                     "timings": {"heartbeat_interval": args.heartbeat, "claim_interval": args.claim,
                                 "lease_ttl": args.ttl, "start_stagger": args.stagger},
-                    "webhooks": args.webhooks, "server": version,
+                    "webhooks": args.webhooks, "server": version, "load_average_at_start": os.getloadavg(),
                     "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                 "python": platform.python_version()}}
     db = None
@@ -182,14 +182,20 @@ def run(args) -> dict:
         daemons = fleet.start_many(args.daemons, hosts=["bench-a", "bench-b"])
         names = {d.name for d in daemons}
 
+        curve: list[tuple[float, int]] = []  # (seconds since the first start, accounts claimed)
+
         def all_claimed():
             per, free = ownership(db)
+            curve.append((time.monotonic() - t0, args.accounts - free))
             return per if free == 0 and set(per) <= names else None
 
         per = poll(all_claimed, 300)
         if per is None:
             raise RuntimeError(f"not all accounts claimed in 300 s: {ownership(db)}\n{fleet.logs()}")
         result["converge_s"] = round(time.monotonic() - t0, 2)
+        result["first_claim_s"] = next((round(t, 2) for t, n in curve if n > 0), None)
+        result["claimed_at_s"] = {str(mark): max([n for t, n in curve if t <= mark] or [0])
+                                  for mark in (5, 10, 15, 20, 30, 45, 60) if mark <= result["converge_s"] + 5}
         result["spread_at_converge"] = spread_of(per, names)
         if poll(lambda: connected(db) == args.accounts, 300) is None:
             raise RuntimeError(f"not all accounts connected in 300 s ({connected(db)})\n{fleet.logs()}")
