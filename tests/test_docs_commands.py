@@ -292,7 +292,8 @@ def test_compound_lines_must_be_marked(tmp_path):
     lines = doc_lines(page)
     assert [line.text for line in lines] == ["blazzctl db upgrade && rm -rf /",
                                             "sudo -u blazz BLAZZ_X=1 blazzctl health --wait 5",
-                                            "blazzctl top --once", "/opt/blazz/current/venv/bin/blazzctl sync run --all"]
+                                            "blazzctl top --once",
+                                            "/opt/blazz/current/venv/bin/blazzctl sync run --all"]
     with pytest.raises(AssertionError, match="not a plain blazzctl command"):
         argv_of(lines[0])
     assert argv_of(lines[1]) == ({"BLAZZ_X": "1"}, ["health", "--wait", "5"])
