@@ -1,7 +1,7 @@
 """Webhook delivery benchmark: 2 dispatcher processes -> 1 local receiver, on MariaDB.
 
     python3 bench/webhooks.py [--server-url mysql+pymysql://root@127.0.0.1:3306] [--events 10000]
-                              [--rate 100] [--seconds 30]
+                              [--rate 100] [--seconds 30] [--write]
 
 1. Throughput: ``--events`` events are queued, then two dispatcher processes (the daemon's
    ``run_dispatcher``, default settings) deliver them: deliveries per second.
@@ -9,7 +9,8 @@
    ``--seconds``; the receiver stamps each arrival: p50/p99 from commit to receipt.
 
 Without ``--server-url`` a private mariadbd is started in a temp dir (as the tests do).
-Targets (issue 6): >= 500 deliveries/s; p99 <= 2 s.
+Targets (issue 6): >= 500 deliveries/s; p99 <= 2 s. ``--write`` puts the figures into
+docs/benchmarks.md (its own section, between bench:webhooks markers).
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+DOC = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- bench:webhooks -->", "<!-- /bench:webhooks -->"
 
 CHILD = """
 import asyncio, signal, sys
@@ -155,17 +159,42 @@ def wait_arrivals(control, total: int, timeout: float) -> dict[str, float]:
     return first
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--server-url", help="MariaDB/MySQL server URL without a database name")
-    parser.add_argument("--events", type=int, default=10000)
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    args = parser.parse_args()
+def produce(db, ws: int, acc: int, rate: float, seconds: float, producers: int = 4) -> tuple[dict[str, float], float]:
+    """Commit events at ``rate``/s from a few threads; returns commit times and the rate achieved."""
+    import threading
 
+    from blazzctl.services import events
+
+    committed: dict[str, float] = {}
+    total = int(rate * seconds)
+    begin = time.monotonic() + 0.1
+
+    def producer(k: int) -> None:
+        for i in range(k, total, producers):
+            time.sleep(max(0.0, begin + i / rate - time.monotonic()))
+            with db.session() as session:
+                event_id = events.record(session, type="message.received", workspace_id=ws, account_id=acc,
+                                         data={"n": i})
+            committed[event_id] = time.time()
+
+    threads = [threading.Thread(target=producer, args=(k,)) for k in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return committed, total / (time.monotonic() - begin)
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far."""
+    import psutil
+
+    return sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in pids)
+
+
+def run(args, where: str) -> dict:
     import yaml
 
-    load_at_start = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="blazz-bench-webhooks-"))
     ctx = mp.get_context("spawn")
     control, their_end = ctx.Pipe()
@@ -174,47 +203,36 @@ def main() -> None:
     receiver.start()
     ready.wait(10)
     db, url, private = setup_database(args.server_url, tmp)
-    procs = []
+    procs: list[subprocess.Popen] = []
+    out: dict = {"where": where, "database": "private mariadbd (as the tests start it)" if private else "given server"}
     try:
         ws, acc = seed(db, f"http://127.0.0.1:{port.value}/hook")
         config = tmp / "blazz.yaml"
         config.write_text(yaml.safe_dump({"database": {"url": url}}))
         env = {**os.environ, "BLAZZ_CONFIG": str(config)}
 
-        # 1. Throughput over a backlog.
-        ids = queue(db, ws, acc, args.events)
-        started = time.time()
+        # 1. Throughput: the dispatchers are up and idle; a backlog appears in one commit.
         procs = [subprocess.Popen([sys.executable, "-c", CHILD, f"bench:{n}"], cwd=REPO, env=env) for n in (1, 2)]
+        time.sleep(5)  # imports and first polls out of the way
+        others = [receiver.pid] + ([private.proc.pid] if private else [])
+        ids = queue(db, ws, acc, args.events, per_tx=args.events)
+        committed_at = time.time()
+        cpu_before, other_before = cpu_seconds([p.pid for p in procs]), cpu_seconds(others)
         received = wait_arrivals(control, len(ids), timeout=600)
-        finished = max(received.values())
-        first = min(received.values())
-        print(f"throughput: {len(received)}/{len(ids)} delivered; "
-              f"{len(received) / (finished - started):.0f}/s from dispatcher start "
-              f"({len(received) / (finished - first):.0f}/s first to last receipt)")
+        last = max(received.values())
+        cpu = cpu_seconds([p.pid for p in procs]) - cpu_before
+        other = cpu_seconds(others) - other_before
+        out.update(events=len(ids), delivered=len(received), steady=len(received) / (last - committed_at),
+                   drain=last - committed_at, cpu_ms=1000 * cpu / len(received),
+                   other_ms=1000 * other / len(received) if private else None)
 
-        # 2. Latency at a steady rate.
-        from blazzctl.services import events
-
-        committed: dict[str, float] = {}
-        interval, total = 1.0 / args.rate, int(args.rate * args.seconds)
-        next_at = time.monotonic()
-        for i in range(total):
-            with db.session() as session:
-                event_id = events.record(session, type="message.received", workspace_id=ws, account_id=acc,
-                                         data={"n": i})
-            committed[event_id] = time.time()
-            next_at += interval
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        achieved = total / (time.monotonic() - (next_at - total * interval))
-        latency = wait_arrivals(control, len(ids) + total, timeout=60)
+        # 2. Latency at a steady rate, both dispatchers idle-polling.
+        committed, achieved = produce(db, ws, acc, args.rate, args.seconds)
+        latency = wait_arrivals(control, len(ids) + len(committed), timeout=60)
         lags = sorted(latency[e] - committed[e] for e in committed if e in latency)
-        p50 = statistics.median(lags)
-        p99 = lags[min(len(lags) - 1, int(len(lags) * 0.99))]
-        print(f"latency at {achieved:.0f} events/s for {args.seconds:.0f} s: {len(lags)}/{total} received; "
-              f"commit->receipt p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {lags[-1] * 1000:.0f} ms")
-        print(f"machine: {platform.node()} {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-              f"{'private mariadbd' if private else 'given server'}; load average at start {load_at_start:.1f}, "
-              f"at end {os.getloadavg()[0]:.1f}")
+        out.update(rate=achieved, seconds=args.seconds, sent=len(committed), got=len(lags),
+                   p50=statistics.median(lags), p99=lags[min(len(lags) - 1, int(len(lags) * 0.99))], max=lags[-1],
+                   load_end=" ".join(f"{x:.2f}" for x in os.getloadavg()))
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -224,6 +242,67 @@ def main() -> None:
         db.dispose()
         if private:
             private.stop()
+    return out
+
+
+def render(r: dict) -> str:
+    ok_rate = "meets" if r["steady"] >= 500 else "misses"
+    ok_p99 = "meets" if r["p99"] <= 2 else "misses"
+    return "\n".join([
+        BEGIN, "## Webhook delivery (`bench/webhooks.py`)", "",
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {r['where']}; at the end {r['load_end']}.",
+        f"Two dispatcher processes (the daemon's `run_dispatcher`, default `webhooks` settings) deliver to one "
+        f"local keep-alive HTTP receiver; {r['database']}. Regenerate with `python bench/webhooks.py --write`.", "",
+        "| figure | value |", "|---|---:|",
+        f"| backlog of {r['events']} events committed at once: deliveries/s until the last receipt | {r['steady']:.0f} |",
+        f"| time from that commit to the last receipt | {r['drain']:.1f} s |",
+        f"| dispatcher CPU per delivery (both processes, user+system) | {r['cpu_ms']:.2f} ms |",
+        *([f"| receiver + mariadbd CPU per delivery | {r['other_ms']:.2f} ms |",
+           f"| CPU-bound ceiling on {os.cpu_count()} idle cores: cores / total CPU per delivery | "
+           f"{os.cpu_count() * 1000 / (r['cpu_ms'] + r['other_ms']):.0f}/s |"] if r.get("other_ms") else []),
+        f"| steady load: events committed per second (for {r['seconds']:.0f} s) | {r['rate']:.0f} |",
+        f"| commit -> receipt p50 | {r['p50'] * 1000:.0f} ms |",
+        f"| commit -> receipt p99 | {r['p99'] * 1000:.0f} ms |",
+        f"| commit -> receipt max | {r['max'] * 1000:.0f} ms |",
+        f"| received / committed | {r['got']} / {r['sent']} |", "",
+        f"Targets (issue 6): >= 500 deliveries/s: this run **{ok_rate}** it; p99 <= 2 s: this run **{ok_p99}** it.",
+        "The machine is shared with the other engineers' test runs (see the load average): the dispatcher "
+        "CPU per delivery is the figure that depends least on that load. Most of it is httpx (about 1 ms "
+        "a request here, even with one single-connection client per in-flight slot, which halved it "
+        "against one shared pool); claims and outcome writes are batched (a few statements per batch, "
+        "`CASE id` for per-row values).", "", END]) + "\n"
+
+
+def write_section(section: str) -> None:
+    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
+        "# Benchmarks\n\nFigures measured on the development machine; each section names its script, "
+        "the machine and the date. Timing is never asserted by the test suite.\n\n")
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOC.write_text(text, encoding="utf-8")
+
+
+def machine() -> str:
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.node() or 'host'}: {os.cpu_count()} cores, Linux {platform.release()}, "
+            f"Python {platform.python_version()}; load average at the start {load}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server-url", help="MariaDB/MySQL server URL without a database name")
+    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md (its own section)")
+    args = parser.parse_args()
+    section = render(run(args, machine()))
+    print(section)
+    if args.write:
+        write_section(section)
+        print(f"wrote {DOC.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
