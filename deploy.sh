@@ -26,7 +26,8 @@ Options:
   --wheel FILE              install this wheel instead of a checkout
   --instances N             session daemons on this host (default: daemon.instances of the config)
   --user USER               user the daemons run as (default blazz; need not exist for --dry-run)
-  --keep K                  releases to keep, the current one included (default 5)
+  --keep K                  releases to keep, the current one included (default 5); the previous
+                            one is never removed, so a rollback always has somewhere to go
   --unit-dir DIR            where systemd reads units (default /etc/systemd/system)
   --timeout S               seconds each restarted instance may take to be ready (default 120)
   --health-wait S           seconds the final health check may wait for OK (default 120)
@@ -128,8 +129,8 @@ release_id() {
 	local version commit
 	version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$SOURCE/blazzctl/__init__.py")
 	[[ -n $version ]] || version=0
-	if commit=$(git -C "$SOURCE" rev-parse --short=12 HEAD 2>/dev/null) &&
-		[[ $(git -C "$SOURCE" rev-parse --show-toplevel 2>/dev/null) == "$SOURCE" ]]; then
+	if is_checkout; then
+		commit=$(git -C "$SOURCE" rev-parse --short=12 HEAD)
 		if [[ -z $(git -C "$SOURCE" status --porcelain 2>/dev/null) ]]; then
 			echo "${version}-g${commit}"
 		else
@@ -138,6 +139,11 @@ release_id() {
 	else
 		echo "${version}-s$(source_tree_hash)"
 	fi
+}
+
+is_checkout() { # the source is the top of a git work tree with a commit
+	git -C "$SOURCE" rev-parse --verify --quiet HEAD >/dev/null 2>&1 &&
+		[[ $(git -C "$SOURCE" rev-parse --show-toplevel 2>/dev/null) == "$SOURCE" ]]
 }
 
 source_changes_hash() {
@@ -186,8 +192,7 @@ install_release() {
 	local what=$WHEEL
 	if [[ -z $WHEEL ]]; then # a copy, so the build writes nothing into the checkout
 		mkdir -p -- "$REL/src"
-		tar -C "$SOURCE" --exclude=.git --exclude=build --exclude='*.egg-info' --exclude=__pycache__ \
-			--exclude=.venv -cf - . | tar -C "$REL/src" -xf -
+		copy_source "$REL/src"
 		what=$REL/src
 	fi
 	local pip_args=(--disable-pip-version-check --quiet)
@@ -204,6 +209,16 @@ install_release() {
 	"$REL/venv/bin/python" -c "import daemons.session.daemon, daemons.session.main"
 	printf 'id=%s\nfrom=%s\ninstalled=%s\n' "$ID" "${WHEEL:-$SOURCE}" "$(date -u +%FT%TZ)" >"$REL/.complete"
 	say "installed release $ID"
+}
+
+copy_source() { # what git tracks or would (not ignored files such as a local blazz.yaml)
+	if is_checkout; then
+		(cd "$SOURCE" && git ls-files -z --cached --others --exclude-standard |
+			tar --null --ignore-failed-read -T - -cf -) | tar -C "$1" -xf -
+	else
+		tar -C "$SOURCE" --exclude=.git --exclude=build --exclude='*.egg-info' --exclude=__pycache__ \
+			--exclude=.venv -cf - . | tar -C "$1" -xf -
+	fi
 }
 
 configured_instances() { # daemon.instances, as the given blazzctl reads the configuration
@@ -244,6 +259,7 @@ deploy() {
 		PREVIOUS=${before#releases/}
 		switch_current "$ID"
 		SWITCHED=1
+		touch -- "$REL" # newest first when old releases are pruned
 		say "current: ${PREVIOUS:-none} -> $ID"
 	fi
 
@@ -297,7 +313,7 @@ rollback() {
 		say "rolling back: restart blazz-session@$n onto $PREVIOUS"
 		restart_instance "$blazzctl" "$n" || ok=1
 	done
-	"$blazzctl" health --wait "$HEALTH_WAIT" >/dev/null || ok=1
+	"$blazzctl" health --wait "$HEALTH_WAIT" || ok=1
 	return "$ok"
 }
 
@@ -347,6 +363,7 @@ dry_run() {
 main() {
 	parse_args "$@"
 	ID=$(release_id)
+	[[ $ID =~ ^[A-Za-z0-9][A-Za-z0-9._+-]*$ ]] || usage_error "cannot make a release id from version '$ID'"
 	REL=$PREFIX/releases/$ID
 	if [[ $DRY_RUN == 1 ]]; then
 		dry_run

@@ -74,12 +74,14 @@ def restart(db: Database, settings, *, instances: list[int], rolling: bool = Tru
         for instance in instances:
             before = gate.snapshot(f"{host}:{instance}")
             progress(f"restart {unit_name(instance)}")
+            _reset_failed(systemctl, unit_name(instance))
             _systemctl(systemctl, "restart", unit_name(instance), instance=instance)
             done.append(gate.wait(instance, f"{host}:{instance}", before))
             progress(_done_line(done[-1]))
         return done
     befores = {i: gate.snapshot(f"{host}:{i}") for i in instances}
     progress(f"restart {', '.join(unit_name(i) for i in instances)}")
+    _reset_failed(systemctl, *(unit_name(i) for i in instances))
     _systemctl(systemctl, "restart", *(unit_name(i) for i in instances), instance=None)
     done = [gate.wait(i, f"{host}:{i}", befores[i]) for i in instances]
     for result in done:
@@ -178,6 +180,14 @@ def _systemctl(systemctl: str, *args: str, instance: int | None) -> None:
         raise OperationFailed(f"restart of {what} failed: `systemctl {' '.join(args)}` exited "
                               f"{done.returncode}: {detail}",
                               hint=f"See `journalctl -u {unit_name(instance) if instance else 'blazz-session@*'}`.")
+
+
+def _reset_failed(systemctl: str, *units: str) -> None:
+    # A unit that hit its start limit (a crash loop, a bad release) refuses `restart` until this.
+    try:
+        subprocess.run([systemctl, "reset-failed", *units], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _unit_state(systemctl: str, unit: str) -> str:
