@@ -153,7 +153,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--quiet-load", type=float, default=None, metavar="LOAD",
+                        help="first wait (up to --quiet-wait s) until the 1-minute load average is below LOAD")
+    parser.add_argument("--quiet-wait", type=float, default=1800)
     args = parser.parse_args()
+    if args.quiet_load is not None:
+        deadline = time.monotonic() + args.quiet_wait
+        while os.getloadavg()[0] >= args.quiet_load and time.monotonic() < deadline:
+            time.sleep(5)
     where = machine()
     with tempfile.TemporaryDirectory(prefix="blazz-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLAZZ_")}
