@@ -123,7 +123,7 @@ class Dispatcher:
                 per_endpoint=self.settings.concurrency_per_endpoint, busy=dict(self.busy))
         except Exception as exc:  # the database is away: try again, less and less often
             self.backoff = min(MAX_BACKOFF, max(self.settings.poll_interval, 2 * self.backoff))
-            log.warning("webhook claim failed (next try in %.1fs): %s", self.backoff, exc)
+            log.warning("webhook claim failed", extra={"retry_in": round(self.backoff, 2), "error": str(exc)[:200]})
             return False
         self.backoff = 0.0
         for job in jobs:
@@ -182,9 +182,9 @@ class Dispatcher:
                 return
             except Exception as exc:
                 if time.monotonic() > deadline:  # the lease is over: another dispatcher resends them
-                    log.error("webhook outcomes not recorded (%d): %s", len(batch), exc)
+                    log.error("webhook outcomes not recorded", extra={"count": len(batch), "error": str(exc)[:200]})
                     return
-                log.warning("recording webhook outcomes failed, retrying: %s", exc)
+                log.warning("recording webhook outcomes failed, retrying", extra={"error": str(exc)[:200]})
                 await asyncio.sleep(1)
 
     async def _drain(self) -> None:
@@ -198,16 +198,16 @@ class Dispatcher:
 
 
 def log_outcome(job: Job, outcome: Outcome) -> None:
+    """One line per attempt: a fixed event name, the facts as fields."""
     fields = {"delivery_id": job.id, "endpoint_id": job.endpoint_id, "event_id": job.event_id,
               "attempt": job.attempts, "status_code": outcome.status_code, "verdict": str(outcome.verdict)}
     if outcome.verdict in (Verdict.DEAD, Verdict.GONE):
-        log.warning("webhook delivery %s dead after attempt %d: %s", job.id, job.attempts, outcome.error,
-                    extra=fields)
+        log.warning("webhook delivery dead", extra={**fields, "error": outcome.error})
     elif outcome.verdict is Verdict.RETRY:
-        log.info("webhook delivery %s failed (%s); retry in %.1fs", job.id, outcome.error, outcome.delay,
-                 extra=fields)
+        log.info("webhook delivery failed; will retry", extra={**fields, "error": outcome.error,
+                                                                "retry_in": round(outcome.delay, 1)})
     else:
-        log.debug("webhook delivery %s delivered", job.id, extra=fields)
+        log.debug("webhook delivery delivered", extra=fields)
 
 
 async def deliver_one(db: Database, settings: WebhooksSettings, *, delivery_id: int, owner: str) -> Outcome | None:
