@@ -129,6 +129,7 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
             assert value(m, "blazz_messages_pending") == 0
             assert value(m, "blazz_sessions") == 1
             assert value(m, "blazz_process_tree_rss_bytes") > 10 * 1024 * 1024
+            assert 0 < value(m, "process_resident_memory_bytes") <= value(m, "blazz_process_tree_rss_bytes") * 2
             assert 0 <= value(m, "blazz_lease_renewal_age_seconds") < 30
             # The 500 endpoint's deliveries wait 60 s for their retry: that is the outbox backlog.
             assert value(m, "blazz_fleet_webhook_outbox_pending") >= 1
