@@ -49,10 +49,11 @@ def watch(snapshot, interval: float) -> None:
 
     keys = _Keys()
     try:
-        with keys, Live(render(snapshot()), screen=True, auto_refresh=False, redirect_stderr=False) as live:
+        with keys, Live(render(snapshot(), live=True), screen=True, auto_refresh=False,
+                        redirect_stderr=False) as live:
             while not keys.wait_for_quit(interval):
                 try:
-                    view = render(snapshot())
+                    view = render(snapshot(), live=True)
                 except Exception as exc:  # the database went away: say so, keep watching
                     view = _error(exc)
                 live.update(view, refresh=True)
@@ -99,8 +100,8 @@ class _Keys:
         return False
 
 
-def render(view):
-    """The whole screen as one Rich renderable."""
+def render(view, *, live: bool = False):
+    """The whole screen as one Rich renderable (``live``: with the quit hint)."""
     from rich.console import Group
     from rich.table import Table
     from rich.text import Text
@@ -110,7 +111,7 @@ def render(view):
     live = [d for d in view.daemons if d.live]
     total = sum(view.accounts.values())
     header = Text(f"blazz top  {iso(view.now)}  daemons {len(live)} live  accounts {view.owned} owned "
-                  f"of {total}   (q quits)", style="bold")
+                  f"of {total}" + ("   (q quits)" if live else ""), style="bold")
     daemons = Table("DAEMON", "STATUS", "HEARTBEAT", "ACCOUNTS", "RSS", "CPU", "VERSION", box=None,
                     header_style="bold", pad_edge=False, title="daemons", title_justify="left")
     for d in view.daemons:
