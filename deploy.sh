@@ -240,6 +240,7 @@ deploy() {
 	local blazzctl
 	blazzctl=$(blazzctl_of "$ID")
 	if [[ -z $INSTANCES ]]; then
+		STEP="read daemon.instances"
 		INSTANCES=$(configured_instances "$blazzctl")
 		say "instances: $INSTANCES (daemon.instances)"
 	fi

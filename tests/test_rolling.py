@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from blazzctl.db import Database
@@ -116,13 +118,28 @@ def test_accounts_left_unowned_past_the_grace_fail_the_gate(tmp_path, mariadb_ur
         host.db.dispose()
 
 
-def test_a_daemon_that_dies_after_start_is_reported(host):
+def test_all_at_once_names_the_unit_that_failed(host):
     host.start()
     host.systemd.drop_in({"BLAZZ_CONFIG": "/nonexistent/blazz.yaml"}, unit="blazz-session@2.service",
                          name="broken.conf")
-    result = host.restart("--instance", "2", "--timeout", "30", "--no-health")
+    result = host.restart("--timeout", "30", "--no-health")
     assert result.code == 1, result
-    assert "blazz-session@2.service" in result.stderr
+    assert "restart blazz-session@1.service blazz-session@2.service" in host.systemd.calls()
+    assert "Job for blazz-session@2.service failed" in result.stderr
+
+
+def test_a_daemon_that_dies_after_ready_is_caught_by_the_unit_check(host):
+    """systemctl restart succeeds (READY=1 arrives), then the process exits: the unit is failed."""
+    host.start()
+    ready_then_exit = ("import os, socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
+                       "s.sendto(b'READY=1', b'\\0' + os.environ['NOTIFY_SOCKET'][1:].encode())")
+    drop_in = host.systemd.unit_dir / "blazz-session@1.service.d" / "exits.conf"
+    drop_in.parent.mkdir(parents=True)
+    drop_in.write_text(f'[Service]\nExecStart=\nExecStart={sys.executable} -c "{ready_then_exit}"\n')
+    result = host.restart("--rolling", "--timeout", "60")
+    assert result.code == 1, result
+    assert "blazz-session@1.service did not become ready: systemd says the unit is failed" in result.stderr
+    assert "restart blazz-session@2.service" not in host.systemd.calls()
 
 
 def test_without_systemctl_nothing_is_restarted(host):
