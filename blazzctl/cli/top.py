@@ -108,9 +108,9 @@ def render(view, *, live: bool = False):
 
     from blazzctl.views import iso
 
-    live = [d for d in view.daemons if d.live]
+    alive = [d for d in view.daemons if d.live]
     total = sum(view.accounts.values())
-    header = Text(f"blazz top  {iso(view.now)}  daemons {len(live)} live  accounts {view.owned} owned "
+    header = Text(f"blazz top  {iso(view.now)}  daemons {len(alive)} live  accounts {view.owned} owned "
                   f"of {total}" + ("   (q quits)" if live else ""), style="bold")
     daemons = Table("DAEMON", "STATUS", "HEARTBEAT", "ACCOUNTS", "RSS", "CPU", "VERSION", box=None,
                     header_style="bold", pad_edge=False, title="daemons", title_justify="left")
