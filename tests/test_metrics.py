@@ -106,9 +106,10 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
 
             def settled():
                 m = scrape(port)
-                outcomes = m.get("blazz_webhook_deliveries_total", {})
-                return m if ((("outcome", "delivered"),) in outcomes and (("outcome", "retry"),) in outcomes
-                             and value(m, "blazz_fleet_accounts", status="failed") == 1) else None
+                done = (value(m, "blazz_webhook_deliveries_total", outcome="delivered") >= 1
+                        and value(m, "blazz_webhook_deliveries_total", outcome="retry") >= 1
+                        and value(m, "blazz_fleet_accounts", status="failed") == 1)
+                return m if done else None
 
             m = wait_for(settled, 30, interval=0.3, message=lambda: fleet.logs())
             assert value(m, "blazz_daemon_info", name="host-a:1", host="host-a", instance="1",
@@ -135,6 +136,7 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
             assert value(m, "blazz_fleet_webhook_outbox_pending") >= 1
             assert value(m, "blazz_fleet_webhook_outbox_oldest_age_seconds") >= 0
             assert value(m, "blazz_webhook_deliveries_total", outcome="delivered") >= 1
+            assert value(m, "blazz_webhook_deliveries_total", outcome="dead") == 0
             fleet.stop_all()
             assert all(d.proc.returncode == 0 for d in fleet.daemons.values()), fleet.logs()
     finally:

@@ -41,6 +41,8 @@ send_seconds = Histogram("blazz_message_send_seconds", "Seconds from the start o
                          buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60), registry=REGISTRY)
 webhook_deliveries = Counter("blazz_webhook_deliveries", "Webhook delivery attempts by outcome "
                              "(delivered, retry, dead, gone)", ["outcome"], registry=REGISTRY)
+for _outcome in ("delivered", "retry", "dead", "gone"):  # present at 0, so rate() and alerts see them
+    webhook_deliveries.labels(outcome=_outcome)
 
 CACHE_SECONDS = 1.0  # scrapes closer together than this reuse the last database figures
 
