@@ -7,6 +7,7 @@ The wheels are built once per test run (``wheelhouse``): the package as it is, a
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -40,8 +41,10 @@ def _copy_package(dest: Path) -> Path:
 
 
 def _wheel(source: Path, out: Path) -> Path:
+    # Offline when setuptools can build wheels here; else pip fetches the build backend (PyPI, cached).
+    offline = ["--no-build-isolation"] if importlib.util.find_spec("wheel") else []
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--disable-pip-version-check",
-                    "-w", str(out), str(source)], check=True, timeout=300)
+                    *offline, "-w", str(out), str(source)], check=True, timeout=300)
     (wheel,) = out.glob("*.whl")
     return wheel
 
