@@ -13,16 +13,37 @@ from blazzctl.providers.webjs.session import WebjsSession
 
 log = logging.getLogger("blazz.webjs")
 
-# Headless Chromium as root on a server: no GPU, no background traffic to Google (this
-# network refuses it anyway), no first-run UI, small shared memory.
+# Every flag Chromium gets: Playwright's own defaults are not used (``ignore_default_args``), because
+# Chromium keeps only the LAST --disable-features switch, so one of ours would silently cancel
+# Playwright's list. These are Playwright's switches that matter on Linux, plus ours: headless
+# Chromium as root on a server, no GPU, no background traffic to Google (this network refuses it
+# anyway), no first-run UI, small shared memory, one renderer process, a small disk cache.
 BASE_FLAGS = [
-    "--disable-gpu", "--disable-quic", "--no-first-run", "--no-default-browser-check",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio", "--disable-breakpad",
-    "--disable-blink-features=AutomationControlled",
-    "--disable-features=Translate,MediaRouter,OptimizationHints,AutofillServerCommunication",
+    # Playwright's defaults (what makes automation reliable: no throttled timers in a hidden page, ...)
+    "--disable-field-trial-config", "--disable-background-networking", "--disable-background-timer-throttling",
+    "--disable-backgrounding-occluded-windows", "--disable-back-forward-cache", "--disable-breakpad",
+    "--disable-component-extensions-with-background-pages", "--disable-component-update",
+    "--no-default-browser-check", "--disable-default-apps", "--disable-dev-shm-usage", "--disable-extensions",
+    "--allow-pre-commit-input", "--disable-hang-monitor", "--disable-ipc-flooding-protection",
+    "--disable-popup-blocking", "--disable-prompt-on-repost", "--disable-renderer-backgrounding",
+    "--force-color-profile=srgb", "--metrics-recording-only", "--no-first-run", "--password-store=basic",
+    "--use-mock-keychain", "--no-service-autorun", "--disable-search-engine-choice-screen", "--disable-sync",
+    # ours
+    "--disable-gpu", "--disable-quic", "--mute-audio", "--disable-blink-features=AutomationControlled",
     "--renderer-process-limit=1", "--disk-cache-size=1048576",
 ]
+DISABLED_FEATURES = [
+    # Playwright's list
+    "AvoidUnnecessaryBeforeUnloadCheckSync", "DestroyProfileOnBrowserClose", "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable", "LensOverlay", "MediaRouter", "PaintHolding", "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect", "OptimizationHints", "NetworkTimeServiceQuerying", "AimEnabled",
+    "PreconnectToSearch",
+    # ours: background services, and the WebUI pages (omnibox popup, reload button) a headless
+    # browser still loads into a renderer: about 40 MB PSS per session (docs/benchmarks.md)
+    "Translate", "AutofillServerCommunication", "AcceptCHFrame", "IsolateSandboxedIframes",
+    "ProcessPerSiteUpToMainFrameThreshold", "WebUIReloadButton", "WebUIOmniboxPopup", "WebUIOmniboxAimPopup",
+]
+HEADLESS_FLAGS = ["--headless", "--hide-scrollbars"]
 # WhatsApp Web refuses browsers it does not support; a headless UA says "HeadlessChrome".
 DEFAULT_USER_AGENT = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
                       "Chrome/138.0.0.0 Safari/537.36")
@@ -36,10 +57,17 @@ class WebjsProvider(p.Provider):
         self._key: keys.SessionKey | None = None
 
     def flags(self) -> list[str]:
-        flags = list(BASE_FLAGS)
+        """Chromium's command line (without the profile and the pipe Playwright talks through)."""
+        flags = list(BASE_FLAGS) + (HEADLESS_FLAGS if self.settings.headless else [])
         if os.geteuid() == 0:  # Chromium's sandbox cannot run as root
             flags.append("--no-sandbox")
-        return flags + list(self.settings.launch_args)
+        disabled = list(DISABLED_FEATURES)
+        for arg in self.settings.launch_args:  # merged: a second --disable-features would replace ours
+            if str(arg).startswith("--disable-features="):
+                disabled += [f for f in str(arg).split("=", 1)[1].split(",") if f and f not in disabled]
+            else:
+                flags.append(str(arg))
+        return flags + ["--disable-features=" + ",".join(disabled)]
 
     def key(self) -> keys.SessionKey:
         if self._key is None:
@@ -62,7 +90,9 @@ class WebjsProvider(p.Provider):
         profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return await self._playwright.chromium.launch_persistent_context(
             str(profile_dir), executable_path=self.settings.chromium_path, headless=self.settings.headless,
-            args=self.flags(), user_agent=self.settings.user_agent or DEFAULT_USER_AGENT,
+            ignore_default_args=True,
+            args=[*self.flags(), f"--user-data-dir={profile_dir}", "--remote-debugging-pipe", "about:blank"],
+            user_agent=self.settings.user_agent or DEFAULT_USER_AGENT,
             viewport={"width": 1280, "height": 800}, timeout=self.settings.start_timeout * 1000)
 
     def running(self) -> set[int]:
