@@ -267,9 +267,9 @@ def render(r: dict) -> str:
         f"| received / committed | {r['got']} / {r['sent']} |", "",
         f"Targets (issue 6): >= 500 deliveries/s: this run **{ok_rate}** it; p99 <= 2 s: this run **{ok_p99}** it.",
         "The machine is shared with the other engineers' test runs (see the load average): the dispatcher "
-        "CPU per delivery is the figure that depends least on that load. Most of it is httpx (about 1 ms "
-        "a request here, even with one single-connection client per in-flight slot, which halved it "
-        "against one shared pool); claims and outcome writes are batched (a few statements per batch, "
+        "CPU per delivery is the figure that depends least on that load. Most of it is httpx (0.7-1 ms "
+        "a request here, with one single-connection client per in-flight slot; one shared pool cost "
+        "about twice that at 16 in flight); claims and outcome writes are batched (a few statements per batch, "
         "`CASE id` for per-row values).", "", END]) + "\n"
 
 
