@@ -298,3 +298,50 @@ def test_compound_lines_must_be_marked(tmp_path):
         argv_of(lines[0])
     assert argv_of(lines[1]) == ({"BLAZZ_X": "1"}, ["health", "--wait", "5"])
     assert argv_of(lines[3])[1] == ["sync", "run", "--all"]
+
+
+@pytest.mark.slow
+def test_the_manual_is_right_about_statement_binlogs(tmp_path):
+    """docs/operations.md: with binlog_format STATEMENT every write under READ COMMITTED fails (1665); MIXED works."""
+    import shutil
+    import subprocess
+
+    import pymysql
+
+    from blazzctl.db import Database
+    from daemons.session import leases
+    from tests.conftest import _free_port
+    from tests.daemon_helpers import seed_accounts
+
+    port, data = _free_port(), tmp_path / "data"
+    subprocess.run([shutil.which("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
+                    "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
+    server = subprocess.Popen([shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}",
+                               "--user=root", f"--port={port}", "--bind-address=127.0.0.1",
+                               f"--socket={tmp_path}/s.sock", f"--log-bin={tmp_path}/binlog", "--server-id=1",
+                               "--binlog-format=STATEMENT", "--innodb-buffer-pool-size=64M"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def ready():
+            with pymysql.connect(host="127.0.0.1", port=port, user="root", connect_timeout=1) as conn:
+                conn.cursor().execute("CREATE DATABASE IF NOT EXISTS blazz")
+            return True
+
+        wait_for(ready, 60)
+        url = f"mysql+pymysql://root@127.0.0.1:{port}/blazz"
+        with pytest.raises(Exception, match="1665.*BINLOG_FORMAT = STATEMENT"):
+            migrate(url)
+        with pymysql.connect(host="127.0.0.1", port=port, user="root") as conn:
+            conn.cursor().execute("DROP DATABASE blazz")
+            conn.cursor().execute("CREATE DATABASE blazz")
+            conn.cursor().execute("SET GLOBAL binlog_format = 'MIXED'")
+        migrate(url)
+        db = Database(url)
+        try:
+            seed_accounts(db, 3)
+            assert len(leases.claim(db, owner="docs:1", limit=3, ttl=30)) == 3
+        finally:
+            db.dispose()
+    finally:
+        server.terminate()
+        server.wait(30)
