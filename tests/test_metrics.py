@@ -163,3 +163,33 @@ def test_metrics_are_off_by_default_and_a_busy_port_does_not_stop_the_daemon(cli
                 urllib.request.urlopen(f"http://127.0.0.1:{free}/metrics", timeout=2)
     finally:
         busy.close()
+
+
+def test_received_counts_stored_inbound_messages_once(sqlite_url):
+    """The fake provider sends no inbound messages: the counter is checked on the store itself."""
+    from sqlalchemy import update
+
+    from blazzctl.db import Database
+    from blazzctl.models import WhatsAppAccount
+    from daemons.session import inbound, metrics
+    from tests.daemon_helpers import seed_accounts
+
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    try:
+        account_id = seed_accounts(db, 1)[0]
+        with db.session() as s:
+            s.execute(update(WhatsAppAccount).values(owner="host-a:1", lease_epoch=1))
+        def received() -> float:
+            return metrics.REGISTRY.get_sample_value("blazz_messages_received_total")
+
+        before = received()
+        message = {"id": "false_6281234567890@c.us_ABC", "remote": "6281234567890@c.us", "from": "6281234567890@c.us",
+                   "body": "hello", "t": 1795707580, "type": "chat"}
+        store = dict(db=db, owner="host-a:1", epoch=1, account_id=account_id, settings=None)
+        assert inbound.store(**store, message=message) is True
+        assert inbound.store(**store, message=message) is False  # WhatsApp redelivers: not counted again
+        assert inbound.store(**store, message={**message, "id": "true_x_DEF", "from_me": True}) is True
+        assert received() == before + 1  # our own message from the phone is not
+    finally:
+        db.dispose()
