@@ -109,7 +109,12 @@ class Sessions:
                 except asyncio.TimeoutError:
                     pass
                 continue
-            await self._start(due[0])
+            try:
+                await self._start(due[0])
+            except Exception:  # e.g. the database went away while recording a failed start
+                log.exception("session start crashed; retrying later", extra={"account_id": due[0].account_id})
+                if self.owned.get(due[0].account_id) is due[0] and due[0].state == "starting":
+                    self.schedule_restart(due[0])
             if self.stagger:
                 await asyncio.sleep(self.stagger * random.uniform(0.8, 1.2))
 
@@ -166,7 +171,11 @@ class Sessions:
         except LeaseLost:
             await self.lose(owned.account_id)
             return
-        self.schedule_restart(owned)
+        except Exception as exc:  # database unreachable: still retry; the lease decides whether it is ours
+            log.warning("could not record the failed start", extra={"account_id": owned.account_id,
+                                                                     "error": str(exc)[:200]})
+        if self.owned.get(owned.account_id) is owned:
+            self.schedule_restart(owned)
 
     def schedule_restart(self, owned: Owned) -> None:
         backoff = min(60.0, 2.0 ** owned.restarts) * random.uniform(0.8, 1.2)
