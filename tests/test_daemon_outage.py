@@ -123,3 +123,39 @@ def test_database_outage_longer_than_ttl_daemons_survive_self_fence_and_recover(
         assert {iv.daemon for iv in report.intervals if iv.end == float("inf")} <= names
         assert set(report.live()) == set(ids)
     db.dispose()
+
+
+def test_database_outage_while_sessions_are_starting_does_not_stop_later_starts(mariadb_server, mariadb_url,
+                                                                                 tmp_path):
+    """A start that fails because the database went away must not end the daemon's starter for good."""
+    server = mariadb_server.private
+    if server is None:
+        pytest.skip("needs the private MariaDB (stop/restart); BLAZZ_TEST_DATABASE_URL points at a shared server")
+    migrate(mariadb_url)
+    db = Database(mariadb_url, connect_timeout=2)
+    timings = {"lease_ttl": TTL, "claim_interval": CLAIM, "heartbeat_interval": 0.5, "start_stagger": 0.7}
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=timings) as fleet:
+        try:
+            ids = seed_accounts(db, 16)
+            daemons = fleet.start_many(2, hosts=["host-a", "host-b"])
+            names = {d.name for d in daemons}
+            # Sessions start 0.7 s apart: stop the database while most are still queued.
+            wait_for(lambda: sum(v == "connected" for v in statuses(db).values()) >= 2, 30,
+                     message=lambda: f"first sessions connected: {statuses(db)}\n{fleet.logs()}")
+            assert sum(v == "connected" for v in statuses(db).values()) < len(ids) - 4
+            server.stop()
+            time.sleep(TTL + 1)
+            assert all(d.alive() for d in daemons), fleet.logs()
+        finally:
+            if server.proc is None or server.proc.poll() is not None:
+                server.restart()
+
+        def recovered():
+            snap, st, live = owners(db), statuses(db), fleet.check().live()
+            return all(snap[a][0] in names and st[a] == "connected" and live.get(a) == [snap[a][0]] for a in ids)
+
+        wait_for(recovered, 60, message=lambda: f"all started and connected after the outage: {statuses(db)}\n"
+                                                f"{fleet.logs(40)}")
+        report = fleet.check()
+        assert report.violations == [], "\n".join(report.violations[:20])
+    db.dispose()
