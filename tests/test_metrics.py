@@ -1,8 +1,8 @@
 """Prometheus metrics scraped from a real daemon process (fake provider, MariaDB) and parsed.
 
 One daemon drives a connected account and one whose login fails, sends a message and delivers
-webhooks to a local receiver (one endpoint answers 200, one 500); the scrape must show each of
-those as counters, and the gauges must read what the database says.
+webhooks to a local receiver (one endpoint answers 200, one 500), then has a lease taken away;
+the scrape must show each of those as counters, and the gauges must read what the database says.
 """
 
 from __future__ import annotations
@@ -137,10 +137,29 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
             assert value(m, "blazz_fleet_webhook_outbox_oldest_age_seconds") >= 0
             assert value(m, "blazz_webhook_deliveries_total", outcome="delivered") >= 1
             assert value(m, "blazz_webhook_deliveries_total", outcome="dead") == 0
+
+            _take_over(mariadb_url, "sales")  # another owner now holds the lease: the daemon must notice
+            wait_for(lambda: value(scrape(port), "blazz_leases_lost_total") == 1, 20, interval=0.3,
+                     message=lambda: fleet.logs())
             fleet.stop_all()
             assert all(d.proc.returncode == 0 for d in fleet.daemons.values()), fleet.logs()
     finally:
         receiver.close()
+
+
+def _take_over(url: str, name: str) -> None:
+    from sqlalchemy import update
+
+    from blazzctl.db import Database, db_now
+    from blazzctl.models import WhatsAppAccount
+
+    db = Database(url)
+    try:
+        with db.session() as s:
+            s.execute(update(WhatsAppAccount).where(WhatsAppAccount.name == name).values(
+                owner="elsewhere:1", lease_epoch=WhatsAppAccount.lease_epoch + 1, lease_expires_at=db_now(30)))
+    finally:
+        db.dispose()
 
 
 def test_metrics_are_off_by_default_and_a_busy_port_does_not_stop_the_daemon(cli, tmp_path, mariadb_url):
