@@ -126,3 +126,23 @@ def test_two_dispatchers_share_the_work_without_double_claims(mariadb):
             assert [proc.wait(20) for proc in procs] == [0, 0]
     assert receiver.ids() == set(ids)
     assert len(receiver.requests) == len(ids)  # nobody crashed: nothing was sent twice
+
+
+@pytest.mark.mariadb
+def test_the_dispatcher_survives_a_database_outage(mariadb_server, mariadb):
+    from tests.webhook_support import DispatcherThread, fast_settings
+
+    if mariadb_server.private is None:
+        pytest.skip("needs the private MariaDB server (BLAZZ_TEST_DATABASE_URL is set)")
+    db, _ = mariadb
+    ws, acc = workspace_with_account(db)
+    with Receiver() as receiver:
+        add_endpoint(db, ws, receiver.url)
+        with DispatcherThread(db, fast_settings()) as thread:
+            mariadb_server.private.stop()
+            time.sleep(2)  # several claim rounds fail meanwhile
+            mariadb_server.private.restart()
+            with db.session() as session:
+                event_id = events.record(session, type="message.received", workspace_id=ws, account_id=acc, data={})
+            assert receiver.wait_for(lambda r: event_id in r.ids(), timeout=30)
+            assert thread.thread.is_alive()
