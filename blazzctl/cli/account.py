@@ -72,8 +72,13 @@ def show(ref: RefArgument, workspace: WorkspaceOption = None, config: ConfigOpti
     from blazzctl.services import refs
 
     with state(config).db.session() as session:
-        view = views.account(refs.account(session, ref, workspace_ref=workspace))
-    _render(view, json)
+        account = refs.account(session, ref, workspace_ref=workspace)
+        view = views.account(account)
+        why = {"status_reason": account.status_reason, "last_error": account.last_error}
+    if json:
+        output.emit_json(view)
+    else:  # people also want to know why an account is in its state
+        output.fields(list(view.items()) + list(why.items()))
 
 
 @app.command("update")
