@@ -19,8 +19,8 @@ from blazzctl.db import Database
 from blazzctl.models import WhatsAppAccount
 from daemons.session import leases
 from daemons.session.status import LeaseLost, StatusWriter
-from tests.daemon_helpers import (FAST, Fleet, daemon_rows, migrate, open_transactions, owners, per_owner, seed_accounts, spread,
-                                  statuses, wait_for, wait_for_daemons)
+from tests.daemon_helpers import (FAST, Fleet, daemon_rows, migrate, open_transactions, owners, per_owner,
+                                  seed_accounts, spread, statuses, wait_for, wait_for_daemons)
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.slow]
 
