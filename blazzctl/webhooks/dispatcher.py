@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 
@@ -83,8 +84,10 @@ def describe(exc: BaseException) -> str:
 class Dispatcher:
     """Claim, post, record: until ``stopping`` is set, then drain what is in flight."""
 
-    def __init__(self, db: Database, settings: WebhooksSettings, name: str) -> None:
+    def __init__(self, db: Database, settings: WebhooksSettings, name: str,
+                 on_outcome: Callable[[Outcome], None] | None = None) -> None:
         self.db, self.settings = db, settings
+        self.on_outcome = on_outcome  # called once per attempt (metrics)
         self.owner = f"{name}/{uuid.uuid4().hex[:8]}"[:150]
         self.lock_seconds = lock_seconds(settings)
         self.tasks: dict[int, asyncio.Task] = {}
@@ -160,6 +163,8 @@ class Dispatcher:
             self.slot_freed.set()
         self.lanes.give_back(job.endpoint_id, client)
         log_outcome(job, outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
         self.results.put_nowait(outcome)
 
     async def _write_loop(self) -> None:

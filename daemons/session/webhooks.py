@@ -20,11 +20,7 @@ async def run_dispatcher(db: Database, settings: Settings, daemon_name: str, sto
         return
     from blazzctl.webhooks.dispatcher import Dispatcher
 
-    class CountingDispatcher(Dispatcher):
-        async def _write(self, batch) -> None:  # every attempt's outcome passes here once
-            for outcome in batch:
-                if outcome.verdict is not None:
-                    metrics.webhook_deliveries.labels(outcome=str(outcome.verdict)).inc()
-            await super()._write(batch)
+    def count(outcome) -> None:
+        metrics.webhook_deliveries.labels(outcome=str(outcome.verdict)).inc()
 
-    await CountingDispatcher(db, settings.webhooks, daemon_name).run(stopping)
+    await Dispatcher(db, settings.webhooks, daemon_name, on_outcome=count).run(stopping)
