@@ -1,0 +1,129 @@
+"""Messages through the real WhatsApp Web driver: a daemon, Chromium and the fake WhatsApp Web.
+
+Sends (text, media, reply) reach the fake's servers; its acks move the status to read; a
+number that is not on WhatsApp fails with the reason; an incoming message delivered twice
+is stored once, with its chat and contact; a group message keeps its sender.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.webjs_helpers import WebjsFleet, wait_qr, wait_status, wait_until
+
+PHONE = "+6281234500001"
+
+pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")
+
+
+@pytest.fixture(scope="module")
+def fake():
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
+        yield fake
+
+
+@pytest.fixture
+def linked(cli, fake, tmp_path, sqlite_url):
+    """A connected account on one webjs daemon: (url, account id, db, fleet)."""
+    from blazzctl.db import Database
+    from tests.daemon_helpers import migrate
+
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    with WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url) as fleet:
+        config = fleet.config_for("host-a")
+        text = config.read_text()
+        config.write_text(text + "messages:\n  rate_per_minute: 0\n  jitter: 0\n  poll_interval: 0.1\n")
+        assert cli("workspace", "create", "acme", db=sqlite_url).code == 0
+        account = cli("account", "add", "--workspace", "acme", "--name", "sales", "--json", db=sqlite_url).json()
+        fleet.start(1)
+        assert cli("account", "connect", "sales", "--workspace", "acme", "--no-wait", db=sqlite_url).code == 0
+        fake.link(wait_qr(db, account["id"], 60, fleet), PHONE)
+        wait_status(db, account["id"], "connected", 60, fleet)
+        yield sqlite_url, account["id"], db, fleet
+    db.dispose()
+
+
+def send(cli, url, *args):
+    return cli("message", "send", "sales", "--workspace", "acme", *args, db=url)
+
+
+def test_text_media_and_reply_reach_whatsapp_and_acks_reach_read(cli, fake, linked, tmp_path):
+    url, account_id, db, fleet = linked
+    r = send(cli, url, "--to", "+62 812-3456-0002", "--text", "hello from blazz", "--wait", "--timeout", "60",
+             "--json")
+    assert r.code == 0, (r, fleet.logs())
+    text_msg = r.json()
+    sent = fake.sent(PHONE)
+    assert [(s["to"], s["body"]) for s in sent] == [("6281234560002@c.us", "hello from blazz")]
+    assert sent[0]["id"] == text_msg["wa_message_id"]
+
+    image = tmp_path / "pixel.png"
+    image.write_bytes(base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="))
+    r = send(cli, url, "--to", "6281234560002@c.us", "--media", str(image), "--caption", "a pixel",
+             "--reply-to", text_msg["wa_message_id"], "--wait", "--timeout", "60", "--json")
+    assert r.code == 0, (r, fleet.logs())
+    media = fake.sent(PHONE)[-1]
+    assert media["media"]["mimetype"] == "image/png" and media.get("caption") == "a pixel"
+    assert media.get("quoted_id") == text_msg["wa_message_id"].rsplit("_", 1)[-1]
+
+    fake.ack(PHONE, text_msg["wa_message_id"], 3)
+    row = wait_until(lambda: _message(db, text_msg["id"]) if _message(db, text_msg["id"])["status"] == "read"
+                     else None, 30, "the read ack")
+    assert row["ack"] == 3 and row["read_at"] is not None and row["delivered_at"] is not None
+
+
+def test_number_not_on_whatsapp_fails_with_the_reason(cli, fake, linked):
+    url, _account_id, _db, fleet = linked
+    fake.not_on_whatsapp("+6281234560009")
+    r = send(cli, url, "--to", "+6281234560009", "--text", "anyone?", "--wait", "--timeout", "60")
+    assert r.code == 1 and "not_on_whatsapp" in r.stderr, (r, fleet.logs())
+    assert all(s["to"] != "6281234560009@c.us" for s in fake.sent(PHONE))
+
+
+def test_incoming_message_delivered_twice_is_stored_once(cli, fake, linked):
+    url, account_id, db, fleet = linked
+    fake.deliver(PHONE, "+6281234560003", "first words", id="DUPLICATE01")
+    fake.deliver(PHONE, "+6281234560003", "first words", id="DUPLICATE01")  # WhatsApp redelivers
+    fake.deliver(PHONE, "+6281234560004", "in the group", group="120363000000000001")
+    wait_until(lambda: _count(db, "in") == 2, 30, "two stored messages")
+    rows = cli("message", "list", "sales", "--workspace", "acme", "--direction", "in", "--json", db=url).json()
+    assert sorted(m["body"] for m in rows) == ["first words", "in the group"]
+    chats = {c["jid"]: c for c in cli("chat", "list", "sales", "--workspace", "acme", "--json", db=url).json()}
+    private = chats["6281234560003@c.us"]
+    assert (private["chat_type"], private["unread_count"], private["last_message"]) == ("private", 1, "first words")
+    assert chats["120363000000000001@g.us"]["chat_type"] == "group"
+    group_msg = _message_by_body(db, "in the group")
+    assert group_msg["sender_jid"] == "6281234560004@c.us"
+    contacts = cli("contact", "list", "sales", "--workspace", "acme", "--json", db=url).json()
+    assert any(c.get("jid") == "6281234560003@c.us" for c in contacts)
+
+
+def _message(db, message_id: int) -> dict:
+    from blazzctl.models import Message
+
+    with db.session() as s:
+        m = s.get(Message, message_id)
+        return {"status": str(m.status), "ack": m.ack, "read_at": m.read_at, "delivered_at": m.delivered_at}
+
+
+def _message_by_body(db, body: str) -> dict:
+    from blazzctl.models import Message
+
+    with db.session() as s:
+        m = s.scalars(select(Message).where(Message.body == body)).one()
+        return {"sender_jid": m.sender_jid, "chat_jid": m.chat_jid}
+
+
+def _count(db, direction: str) -> int:
+    from blazzctl.models import Message
+
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(Message).where(Message.direction == direction))
