@@ -122,6 +122,9 @@ class WebhooksSettings:
     lock_seconds: float = setting(60.0, "Seconds a claimed delivery stays reserved to its daemon before "
                                         "another may take it (raised to 2 x timeout + 5 when lower)",
                                   min=1, max=3600)
+    retention_days: float = setting(7.0, "Days delivered deliveries are kept (for `webhook deliveries` and "
+                                         "redelivery); dead ones are kept until redelivered; 0: for ever",
+                                    min=0, max=3650)
 
     def __post_init__(self) -> None:
         bad = [d for d in self.retry_schedule

@@ -114,3 +114,30 @@ def test_the_claim_query_uses_the_due_index_without_filesort(mariadb_url):
     (row,) = plan
     assert row["key"] == "ix_webhook_deliveries_due", plan
     assert "filesort" not in (row["Extra"] or ""), plan
+
+
+def test_prune_deletes_only_delivered_rows_past_the_retention(database):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from blazzctl.models.base import utcnow
+    from blazzctl.webhooks.outbox import prune
+
+    ws, acc = workspace_with_account(database)
+    add_endpoint(database, ws, "http://127.0.0.1:9/all")
+    ids = []
+    for _ in range(6):
+        with database.session() as session:
+            ids.append(events.record(session, type="message.sent", workspace_id=ws, account_id=acc, data={}))
+    old, new = utcnow() - timedelta(days=3), utcnow() - timedelta(hours=1)
+    plan = [("delivered", old), ("delivered", old), ("delivered", old), ("delivered", new), ("dead", old),
+            ("pending", old)]
+    with database.session() as session:
+        for event_id, (status, at) in zip(ids, plan):
+            session.execute(update(WebhookDelivery).where(WebhookDelivery.event_id == event_id)
+                            .values(status=status, next_attempt_at=at))
+    assert prune(database, older_than_days=2, chunk=2) == 3
+    with database.session() as session:
+        left = session.execute(select(WebhookDelivery.event_id, WebhookDelivery.status)).all()
+    assert sorted(left) == sorted([(ids[3], "delivered"), (ids[4], "dead"), (ids[5], "pending")])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +31,7 @@ SNIPPET_BYTES = 500
 COALESCE = 0.01  # seconds to gather freed slots before the next claim
 DRAIN_SECONDS = 5.0  # at stop: how long in-flight attempts may finish, and outcomes be written
 MAX_BACKOFF = 10.0  # seconds between claims while the database is unreachable
+PRUNE_INTERVAL = 600.0  # seconds between prunings of delivered rows (spread by jitter)
 
 
 def lock_seconds(settings: WebhooksSettings) -> float:
@@ -96,6 +98,7 @@ class Dispatcher:
         self.slot_freed = asyncio.Event()
         self.lanes = Lanes(settings)
         self.backoff = 0.0  # seconds to wait after a failed claim
+        self.prune_at = time.monotonic() + PRUNE_INTERVAL * random.uniform(0.1, 1)
 
     async def run(self, stopping: asyncio.Event) -> None:
         log.info("webhook dispatcher started", extra={"owner": self.owner})
@@ -105,6 +108,7 @@ class Dispatcher:
                 more = await self._claim_round()
                 await self._pause(stopping, more)
                 await self.lanes.prune()
+                await self._prune_outbox()
         finally:
             await self._drain()
             self.results.put_nowait(None)
@@ -133,6 +137,19 @@ class Dispatcher:
             self.busy[job.endpoint_id] = self.busy.get(job.endpoint_id, 0) + 1
             self.tasks[job.id] = asyncio.create_task(self._deliver(job))
         return len(jobs) == room  # all it asked for: more may be due at once
+
+    async def _prune_outbox(self) -> None:
+        """Now and then, delete delivered rows past ``retention_days`` (every daemon may; chunks skip locks)."""
+        if not self.settings.retention_days or time.monotonic() < self.prune_at:
+            return
+        self.prune_at = time.monotonic() + PRUNE_INTERVAL * random.uniform(0.5, 1.5)
+        try:
+            deleted = await asyncio.to_thread(outbox.prune, self.db, older_than_days=self.settings.retention_days)
+        except Exception as exc:
+            log.warning("pruning delivered webhooks failed", extra={"error": str(exc)[:200]})
+            return
+        if deleted:
+            log.info("pruned delivered webhooks", extra={"count": deleted})
 
     async def _pause(self, stopping: asyncio.Event, more: bool) -> None:
         if more:

@@ -167,3 +167,22 @@ def disable_endpoint(session, endpoint_id: int, *, reason: str) -> None:
     session.execute(update(D).where(D.c.endpoint_id == endpoint_id, D.c.status == PENDING,
                                     D.c.locked_by.is_(None))
                     .values(status=DEAD, last_error=f"endpoint disabled: {reason}"[:500]))
+
+
+def prune(db: Database, *, older_than_days: float, chunk: int = 1000) -> int:
+    """Delete delivered rows older than the retention; returns how many (a chunk per transaction).
+
+    Age is ``next_attempt_at`` (the end of the last claim's lease, just after delivery), so the
+    due index serves the range: no scan of the whole table.
+    """
+    deleted = 0
+    while True:
+        with db.session() as session:
+            ids = session.scalars(select(D.c.id).where(
+                D.c.status == DELIVERED, D.c.next_attempt_at < db_now(-86400 * older_than_days))
+                .order_by(D.c.next_attempt_at).limit(chunk).with_for_update(skip_locked=True)).all()
+            if ids:
+                session.execute(D.delete().where(D.c.id.in_(ids)))
+        deleted += len(ids)
+        if len(ids) < chunk:
+            return deleted
