@@ -7,8 +7,6 @@ every 0.5 s). The "phone" is the fake's control API. One fake serves the whole m
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import pytest

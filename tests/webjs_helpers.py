@@ -336,11 +336,3 @@ class LiveCommand:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
-
-
-def wait_until(predicate, timeout: float, message: str = "condition") -> Any:
-    return wait_for(predicate, timeout, interval=0.1, message=message)
-
-
-def monotonic() -> float:
-    return time.monotonic()
