@@ -335,3 +335,8 @@ class LiveCommand:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
+
+
+def wait_until(predicate, timeout: float, message: str = "condition") -> Any:
+    """``wait_for`` polling every 0.1 s (used by tests/test_webjs_messaging.py)."""
+    return wait_for(predicate, timeout, interval=0.1, message=message)
