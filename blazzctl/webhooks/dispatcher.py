@@ -31,6 +31,7 @@ SNIPPET_BYTES = 500
 COALESCE = 0.01  # seconds to gather freed slots before the next claim
 DRAIN_SECONDS = 5.0  # at stop: how long in-flight attempts may finish, and outcomes be written
 MAX_BACKOFF = 10.0  # seconds between claims while the database is unreachable
+IDLE_POLL = 3.0  # seconds between looks once nothing has been due for a while (the daemon's idle load)
 PRUNE_INTERVAL = 600.0  # seconds between prunings of delivered rows (spread by jitter)
 
 
@@ -98,6 +99,7 @@ class Dispatcher:
         self.slot_freed = asyncio.Event()
         self.lanes = Lanes(settings)
         self.backoff = 0.0  # seconds to wait after a failed claim
+        self.idle = 0.0  # seconds to wait while nothing is due (grows up to IDLE_POLL)
         self.prune_at = time.monotonic() + PRUNE_INTERVAL * random.uniform(0.1, 1)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -133,6 +135,8 @@ class Dispatcher:
             log.warning("webhook claim failed", extra={"retry_in": round(self.backoff, 2), "error": str(exc)[:200]})
             return False
         self.backoff = 0.0
+        # Nothing due and nothing in flight: look less often, up to IDLE_POLL; work resets it.
+        self.idle = 0.0 if jobs or self.tasks else min(IDLE_POLL, max(self.settings.poll_interval, self.idle * 1.5))
         for job in jobs:
             self.busy[job.endpoint_id] = self.busy.get(job.endpoint_id, 0) + 1
             self.tasks[job.id] = asyncio.create_task(self._deliver(job))
@@ -157,7 +161,7 @@ class Dispatcher:
             return
         self.slot_freed.clear()
         waits = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(self.slot_freed.wait())]
-        await asyncio.wait(waits, timeout=max(self.settings.poll_interval, self.backoff),
+        await asyncio.wait(waits, timeout=max(self.settings.poll_interval, self.backoff, self.idle),
                            return_when=asyncio.FIRST_COMPLETED)
         for waiter in waits:
             waiter.cancel()

@@ -66,7 +66,14 @@ def claim(db: Database, *, owner: str, limit: int, lock_seconds: float, per_endp
     endpoints are skipped in the query so their backlog never hides other endpoints' rows.
     """
     busy = busy or {}
-    query = due_query(limit, skip_endpoints=[ep for ep, n in busy.items() if n >= per_endpoint])
+    skip = [ep for ep, n in busy.items() if n >= per_endpoint]
+    with db.read() as session:  # nothing due, the usual idle case: one statement, no locks
+        probe = select(D.c.id).where(D.c.status == PENDING, D.c.next_attempt_at <= db_now())
+        if skip:
+            probe = probe.where(D.c.endpoint_id.not_in(skip))
+        if session.execute(probe.limit(1)).first() is None:
+            return []
+    query = due_query(limit, skip_endpoints=skip)
     with db.session() as session:
         room = dict(busy)
         ids = []

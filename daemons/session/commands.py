@@ -20,6 +20,10 @@ def take_pending(db: Database, *, owner: str, account_ids: list[int]) -> list[tu
     """Mark the pending commands of these accounts running; returns (command id, account id, kind)."""
     if not account_ids:
         return []
+    with db.read() as s:  # the common case, nothing pending, costs one statement
+        if s.scalar(select(AccountCommand.id).where(AccountCommand.whatsapp_account_id.in_(account_ids),
+                                                    AccountCommand.status == CommandStatus.PENDING).limit(1)) is None:
+            return []
     with db.session() as s:
         rows = s.execute(select(AccountCommand.id, AccountCommand.whatsapp_account_id, AccountCommand.command)
                          .where(AccountCommand.whatsapp_account_id.in_(account_ids),
@@ -38,8 +42,8 @@ def account_status(db: Database, account_id: int) -> AccountStatus:
         return s.scalar(select(WhatsAppAccount.status).where(WhatsAppAccount.id == account_id))
 
 
-async def run_pending(db: Database, sessions: Sessions, owner: str) -> None:
-    """Carry out what operators asked of our accounts since the last poll."""
+async def run_pending(db: Database, sessions: Sessions, owner: str) -> bool:
+    """Carry out what operators asked of our accounts since the last poll; True when there was any."""
     taken = await asyncio.to_thread(take_pending, db, owner=owner, account_ids=list(sessions.owned))
     for command_id, account_id, kind in taken:
         log.info("command", extra={"account_id": account_id, "command": str(kind), "command_id": command_id})
@@ -47,6 +51,7 @@ async def run_pending(db: Database, sessions: Sessions, owner: str) -> None:
             await _run_one(db, sessions, command_id, account_id, kind)
         except LeaseLost:
             await sessions.lose(account_id)
+    return bool(taken)
 
 
 async def _run_one(db: Database, sessions: Sessions, command_id: int, account_id: int, kind: CommandKind) -> None:

@@ -23,13 +23,15 @@ from daemons.session import commands, heartbeat, leases, metrics, sync
 from daemons.session.claimer import Claimer
 from daemons.session.notify import Notifier
 from daemons.session.outbound import Outbound
+from daemons.session.pacing import IdleBackoff
 from daemons.session.sessions import Sessions
 from daemons.session.status import StatusWriter
 from daemons.session.webhooks import run_dispatcher
 
 log = logging.getLogger("blazz.daemon")
 
-COMMAND_POLL = 1.0  # seconds between polls for operator commands (only while owning accounts)
+COMMAND_POLL = 1.0  # seconds between polls for operator commands (only while owning accounts) ...
+COMMAND_IDLE_POLL = 3.0  # ... growing to this while none come (the daemon's idle load)
 
 
 class SessionDaemon:
@@ -177,14 +179,16 @@ class SessionDaemon:
             log.warning("heartbeat failed", extra={"error": str(exc)[:200]})
 
     async def _command_loop(self) -> None:
+        backoff = IdleBackoff(COMMAND_POLL, COMMAND_IDLE_POLL)
         while not self.stopping.is_set():
+            found = False
             if self.sessions.owned:
                 try:
-                    await commands.run_pending(self.db, self.sessions, self.name)
+                    found = await commands.run_pending(self.db, self.sessions, self.name)
                 except Exception as exc:
                     log.warning("command poll failed", extra={"error": str(exc)[:200]})
             try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=COMMAND_POLL)
+                await asyncio.wait_for(self.stopping.wait(), timeout=backoff.found(found))
             except asyncio.TimeoutError:
                 pass
 

@@ -97,11 +97,12 @@ def fenced_update(session, *, account_id: int, owner: str, epoch: int, values: d
 
 def fair_target(db: Database, *, heartbeat_interval: float, capacity: int) -> tuple[int, int, int]:
     """(target, runnable accounts, live daemons): ceil(runnable / live), capped by capacity."""
-    with db.session() as s:
-        runnable = s.scalar(select(func.count()).select_from(A).where(A.desired_state == DesiredState.RUNNING))
-        live = s.scalar(select(func.count()).select_from(SessionDaemon).where(
-            SessionDaemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
-            SessionDaemon.heartbeat_at > db_now(-3 * heartbeat_interval)))
+    runnable_q = select(func.count()).select_from(A).where(A.desired_state == DesiredState.RUNNING)
+    live_q = select(func.count()).select_from(SessionDaemon).where(
+        SessionDaemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
+        SessionDaemon.heartbeat_at > db_now(-3 * heartbeat_interval))
+    with db.read() as s:  # one statement
+        runnable, live = s.execute(select(runnable_q.scalar_subquery(), live_q.scalar_subquery())).one()
     live = max(1, live or 0)
     return min(capacity, math.ceil((runnable or 0) / live)), runnable or 0, live
 

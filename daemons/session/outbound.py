@@ -30,6 +30,7 @@ from daemons.session.sessions import Sessions
 log = logging.getLogger("blazz.outbound")
 
 BATCH = 100
+IDLE_POLL = 3.0  # seconds between polls once nothing has been due for a while (idle load)
 PERMANENT = ("wid error", "invalid wid", "No LID for user", "media unreadable")
 
 
@@ -53,7 +54,7 @@ class Outbound:
         self.cfg = settings
         self.buckets: dict[int, TokenBucket] = {}
         self.busy: set[int] = set()  # accounts with a send in flight (one at a time per account)
-        self.backoff = IdleBackoff(settings.poll_interval, max(2.0, settings.poll_interval))
+        self.backoff = IdleBackoff(settings.poll_interval, max(IDLE_POLL, settings.poll_interval))
 
     async def loop(self, stopping: asyncio.Event) -> None:
         tasks: set[asyncio.Task] = set()
@@ -81,7 +82,7 @@ class Outbound:
 
     def due(self, account_ids: list[int]) -> dict[int, list[int]]:
         """Due messages of these accounts, oldest first, grouped by account."""
-        with self.db.session() as s:
+        with self.db.read() as s:
             rows = s.execute(select(Message.id, Message.whatsapp_account_id).where(
                 Message.whatsapp_account_id.in_(account_ids),
                 Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),

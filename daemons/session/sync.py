@@ -36,7 +36,7 @@ from daemons.session.status import LeaseLost
 log = logging.getLogger("blazz.sync")
 
 BUSY_POLL = 0.25  # seconds before the next look for queued runs after one was carried out
-IDLE_POLL = 2.0  # ... growing to this while there is nothing to do (the daemon's idle query budget)
+IDLE_POLL = 3.0  # ... growing to this while there is nothing to do (the daemon's idle query budget)
 NOT_READY_RETRY = 5.0  # seconds before a run whose session is not connected yet is tried again
 NOT_READY_GIVE_UP = 300.0  # seconds after the request: a run whose session never connects fails
 CONFLICT_ATTEMPTS = 5
