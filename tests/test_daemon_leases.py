@@ -115,7 +115,8 @@ def test_sigkill_accounts_reowned_after_the_ttl_not_before(db, fleet):
     fleet.kill(victim)
     # The earliest moment any of its leases may be taken over (database clock = this host's clock).
     expires = min(lease_expiry(db, theirs).values()) - time.time() + killed_at
-    assert expires - killed_at > TTL - CLAIM - 2, "its leases were renewed shortly before the kill"
+    # Renewed every 0.5 s, so normally ~TTL ahead; a loaded machine may delay renewals a little.
+    assert expires - killed_at > 1.0, f"its leases were about to expire at the kill ({expires - killed_at:.2f} s)"
 
     # Not before its leases expire (about the TTL after its last renewal) ...
     while time.monotonic() < expires - 0.2:
