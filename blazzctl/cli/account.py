@@ -41,8 +41,11 @@ def add(workspace: WorkspaceOption = None,
 @app.command("list")
 def list_(workspace: WorkspaceOption = None,
           status: Optional[str] = typer.Option(None, "--status", help="Only accounts with this status."),
+          limit: int = typer.Option(1000, "--limit", "-n", min=1, max=100000, help="Accounts per page."),
+          after: Optional[int] = typer.Option(None, "--after", metavar="ID",
+                                              help="Next page: the last id of the previous page."),
           config: ConfigOption = None, json: JsonOption = False) -> None:
-    """List accounts, of one workspace or of all.
+    """List accounts, of one workspace or of all, in id order, a page at a time.
 
     Example: blazzctl account list --workspace acme --status connected
     """
@@ -51,7 +54,8 @@ def list_(workspace: WorkspaceOption = None,
 
     with state(config).db.session() as session:
         ws = refs.workspace(session, workspace) if workspace else None
-        rows = [views.account(a) for a in accounts.list_accounts(session, workspace=ws, status=status)]
+        rows = [views.account(a) for a in accounts.list_accounts(session, workspace=ws, status=status,
+                                                                  limit=limit, after=after)]
     if json:
         output.emit_json(rows)
         return
@@ -59,6 +63,8 @@ def list_(workspace: WorkspaceOption = None,
                  ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],
                    "yes" if r["is_primary"] else "", r["owner"]] for r in rows),
                  empty="no accounts: blazzctl account add --workspace WS --name NAME")
+    if len(rows) == limit:
+        output.say(f"next page: --after {rows[-1]['id']}")
 
 
 @app.command("show")

@@ -3,7 +3,7 @@
 Typer >= 0.20 coerces every parameter through a Pydantic ``TypeAdapter``, built on first
 use; importing Pydantic and building the adapters costs ~50-100 ms per invocation, more than
 the rest of the command parsing together. Nearly all our parameters are plain ``str`` or
-``bool``, whose values arrive from the parser already of that type: for those, this returns
+``bool`` (or ``int``, which click already converted and range-checked), whose values arrive from the parser already of that type: for those, this returns
 the value as is, and hands anything else (and every other type: int ranges, paths, enums)
 to Typer's own coercion, unchanged. When Typer's internals differ from what this expects
 (older or newer Typer), ``install()`` does nothing and Typer behaves as shipped.
@@ -44,7 +44,7 @@ def install() -> None:
 
     def build_runtime_param(descriptor: Any) -> Any:
         info = getattr(descriptor, "parameter_info", None)
-        if (getattr(descriptor, "annotation", None) in (str, bool) and info is not None
+        if (getattr(descriptor, "annotation", None) in (str, bool, int) and info is not None
                 and getattr(descriptor, "file_annotation", None) is None and getattr(info, "parser", None) is None):
             return PassThroughWhenTyped(parameter_info=info, annotation=descriptor.annotation, descriptor=descriptor)
         return original(descriptor)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from sqlalchemy import exc, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from blazzctl import validate
 from blazzctl.enums import AccountStatus, DesiredState, ProviderType
@@ -35,13 +35,21 @@ def add(session: Session, *, workspace: Workspace, name: str, phone: str | None 
     return account
 
 
-def list_accounts(session: Session, *, workspace: Workspace | None = None,
-                  status: str | None = None) -> list[WhatsAppAccount]:
-    query = select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None)).order_by(WhatsAppAccount.id)
+def list_accounts(session: Session, *, workspace: Workspace | None = None, status: str | None = None,
+                  limit: int | None = None, after: int | None = None) -> list[WhatsAppAccount]:
+    """Live accounts in id order; keyset pages with ``limit`` and ``after`` (the last id shown)."""
+    # The workspaces come in a second query (selectin): joining them here made MariaDB drive the
+    # join from workspaces and sort every account in a temporary table.
+    query = (select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None))
+             .options(selectinload(WhatsAppAccount.workspace)).order_by(WhatsAppAccount.id))
     if workspace is not None:
         query = query.where(WhatsAppAccount.workspace_id == workspace.id)
     if status is not None:
         query = query.where(WhatsAppAccount.status == parse_status(status))
+    if after is not None:
+        query = query.where(WhatsAppAccount.id > after)
+    if limit is not None:
+        query = query.limit(limit)
     return list(session.scalars(query).unique())
 
 
