@@ -14,7 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, exists, or_, select, update
 
 from blazzctl.db import Database, db_now
 from blazzctl.enums import MessageStatus
@@ -32,6 +32,17 @@ log = logging.getLogger("blazz.outbound")
 BATCH = 100
 IDLE_POLL = 3.0  # seconds between polls once nothing has been due for a while (idle load)
 PERMANENT = ("wid error", "invalid wid", "No LID for user", "media unreadable")
+
+
+@dataclass(frozen=True)
+class Ready:
+    """A message committed as ``sending`` with its WhatsApp id: what the send needs."""
+
+    wa_id: str
+    resend_check: bool  # it was ``sending`` already: ask WhatsApp before sending again
+    payload: dict
+    workspace_id: int
+    uuid: str
 
 
 @dataclass(frozen=True)
@@ -116,78 +127,82 @@ class Outbound:
 
     async def send_one(self, job: Job) -> None:
         provider = self.sessions.provider
-        prepared = await asyncio.to_thread(self.prepare, job)
-        if prepared is None:
+        ready = await asyncio.to_thread(self.prepare, job)
+        if ready is None:
             return
-        msg_id, wa_id, jid, resend_check = prepared
         started = time.monotonic()
         try:
-            if resend_check and await provider.message_exists(job.account_id, wa_id):
-                await asyncio.to_thread(self.mark_sent, job, wa_id)
+            if ready.resend_check and await provider.message_exists(job.account_id, ready.wa_id):
+                await asyncio.to_thread(self.mark_sent, job, ready, ready.wa_id)
                 log.info("message was already sent; not sending again", extra={"message_id": job.message_id})
                 return
+            jid = ready.payload["to"]
             if jid.endswith("@c.us") and not await provider.is_on_whatsapp(job.account_id, jid.split("@")[0]):
                 await asyncio.to_thread(self.fail, job, "not_on_whatsapp")
                 return
-            message = await asyncio.to_thread(self.payload, job.message_id, jid, msg_id)
-            result = await provider.send_message(job.account_id, message)
+            result = await provider.send_message(job.account_id, ready.payload)
         except LeaseLost:
             raise
         except Exception as exc:
             await asyncio.to_thread(self.failed_attempt, job, exc)
             return
         metrics.send_seconds.observe(time.monotonic() - started)
-        sent_id = (result or {}).get("id") or wa_id
-        await asyncio.to_thread(self.mark_sent, job, sent_id)
+        sent_id = (result or {}).get("id") or ready.wa_id
+        await asyncio.to_thread(self.mark_sent, job, ready, sent_id)
         metrics.messages_sent.inc()
         log.info("message sent", extra={"message_id": job.message_id, "account_id": job.account_id,
                                         "ms": round((time.monotonic() - started) * 1000)})
 
-    # --- database steps (each one fenced transaction) -------------------------------------------
+    # --- database steps (each one transaction, fenced by the lease) -------------------------------
+
+    def _held(self, job: Job):
+        """SQL: we still hold the account's lease (a condition inside each UPDATE)."""
+        return exists().where(WhatsAppAccount.id == job.account_id, WhatsAppAccount.owner == self.owner,
+                              WhatsAppAccount.lease_epoch == job.epoch)
 
     def _hold(self, s, job: Job) -> None:
-        held = s.execute(update(WhatsAppAccount).where(
-            WhatsAppAccount.id == job.account_id, WhatsAppAccount.owner == self.owner,
-            WhatsAppAccount.lease_epoch == job.epoch).values(last_activity_at=db_now())
-            .execution_options(synchronize_session=False)).rowcount
-        if held != 1:
+        if not s.scalar(select(self._held(job))):
             raise LeaseLost(job.account_id)
 
-    def prepare(self, job: Job) -> tuple[str, str, str, bool] | None:
-        """Commit the WhatsApp id and ``sending`` before the send; returns (msg id, wa id, jid, check first)."""
+    def prepare(self, job: Job) -> Ready | None:
+        """Commit the WhatsApp id and ``sending`` before the send; returns what the send needs."""
         with self.db.session() as s:
-            self._hold(s, job)
-            m = s.scalars(select(Message).where(Message.id == job.message_id).with_for_update()).one()
+            m = s.execute(select(Message.status, Message.wa_message_id, Message.chat_jid, Message.body, Message.type,
+                                 Message.media_path, Message.media_mimetype, Message.media_filename,
+                                 Message.quoted_wa_message_id, Message.workspace_id, Message.uuid)
+                          .where(Message.id == job.message_id)).one()
             if m.status not in (MessageStatus.PENDING, MessageStatus.SENDING):
                 return None
-            resend_check = m.status == MessageStatus.SENDING and m.wa_message_id is not None
-            if m.wa_message_id is None:
-                msg_id = new_msg_id()
-                m.wa_message_id = f"true_{m.chat_jid}_{msg_id}"
-            m.status, m.attempts = MessageStatus.SENDING, m.attempts + 1
-            return m.wa_message_id.rsplit("_", 1)[-1], m.wa_message_id, m.chat_jid, resend_check
+            wa_id = m.wa_message_id or f"true_{m.chat_jid}_{new_msg_id()}"
+            changed = s.execute(update(Message).where(
+                Message.id == job.message_id, Message.status.in_([MessageStatus.PENDING, MessageStatus.SENDING]),
+                self._held(job)).values(status=MessageStatus.SENDING, attempts=Message.attempts + 1,
+                                        wa_message_id=wa_id).execution_options(synchronize_session=False)).rowcount
+            if changed != 1:
+                self._hold(s, job)  # LeaseLost, or else the message moved on meanwhile
+                return None
+        media = None
+        if m.media_path:
+            media = {"path": m.media_path, "mimetype": m.media_mimetype, "filename": m.media_filename,
+                     "caption": m.body, "as_document": m.type == "document"}
+        payload = {"to": m.chat_jid, "body": m.body if not media else "", "msg_id": wa_id.rsplit("_", 1)[-1],
+                   "quoted_id": m.quoted_wa_message_id, "media": media}
+        return Ready(wa_id, m.status == MessageStatus.SENDING and m.wa_message_id is not None, payload,
+                     m.workspace_id, m.uuid)
 
-    def payload(self, message_id: int, jid: str, msg_id: str) -> dict:
+    def mark_sent(self, job: Job, ready: Ready, wa_id: str) -> None:
         with self.db.session() as s:
-            m = s.get(Message, message_id)
-            media = None
-            if m.media_path:
-                media = {"path": m.media_path, "mimetype": m.media_mimetype, "filename": m.media_filename,
-                         "caption": m.body, "as_document": m.type == "document"}
-            return {"to": jid, "body": m.body if not media else "", "msg_id": msg_id,
-                    "quoted_id": m.quoted_wa_message_id, "media": media}
-
-    def mark_sent(self, job: Job, wa_id: str) -> None:
-        with self.db.session() as s:
-            self._hold(s, job)
-            m = s.scalars(select(Message).where(Message.id == job.message_id).with_for_update()).one()
-            if m.status != MessageStatus.SENDING:
-                return  # an ack got there first
-            m.status, m.wa_message_id, m.sent_at, m.error = MessageStatus.SENT, wa_id, db_now(), None
-            m.ack = max(m.ack or 0, 1)
-            s.flush()
-            events.record(s, type="message.sent", workspace_id=m.workspace_id, account_id=m.whatsapp_account_id,
-                          data={"message_id": m.id, "uuid": m.uuid, "wa_message_id": wa_id, "to": m.chat_jid})
+            changed = s.execute(update(Message).where(
+                Message.id == job.message_id, Message.status == MessageStatus.SENDING, self._held(job),
+            ).values(status=MessageStatus.SENT, wa_message_id=wa_id, sent_at=db_now(), error=None,
+                     ack=case((Message.ack.is_(None), 1), (Message.ack < 1, 1), else_=Message.ack))
+                .execution_options(synchronize_session=False)).rowcount
+            if changed != 1:
+                self._hold(s, job)  # LeaseLost, or else an ack got there first (it records the event)
+                return
+            events.record(s, type="message.sent", workspace_id=ready.workspace_id, account_id=job.account_id,
+                          data={"message_id": job.message_id, "uuid": ready.uuid, "wa_message_id": wa_id,
+                                "to": ready.payload["to"]})
 
     def fail(self, job: Job, reason: str) -> None:
         with self.db.session() as s:
