@@ -8,6 +8,7 @@ server clock used for every lease time, and the mapping of driver errors to ours
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -257,3 +258,31 @@ def short_reason(error: Exception) -> str:
     if orig is not None and getattr(orig, "args", None) and len(orig.args) >= 2:
         return str(orig.args[1])
     return str(orig).splitlines()[0]
+
+
+CONFLICT_ATTEMPTS = 5  # a deadlock or lock wait timeout rolls a write back: it is run again
+
+
+def retrying(write, *args, **kwargs):
+    """Run a write again when the database rolled it back on a deadlock or lock wait timeout
+    (``Conflict``), with a short jittered backoff: an outcome is never dropped for that."""
+    import random
+    import time
+
+    from blazzctl.errors import Conflict
+
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            return write(*args, **kwargs)
+        except Conflict:
+            if attempt == CONFLICT_ATTEMPTS:
+                raise
+            time.sleep(0.05 * 2 ** attempt * random.uniform(0.5, 1.0))
+
+
+def retry_conflicts(write):
+    """Decorator form of ``retrying``."""
+    @functools.wraps(write)
+    def run(*args, **kwargs):
+        return retrying(write, *args, **kwargs)
+    return run

@@ -7,17 +7,13 @@ closes that account's session at once.
 
 from __future__ import annotations
 
-import functools
-import random
-import time
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from blazzctl.db import Database, db_now
+from blazzctl.db import Database, db_now, retry_conflicts
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
-from blazzctl.errors import Conflict
 from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount, Workspace
 from blazzctl.services import accounts, events
 from daemons.session.leases import fenced_update
@@ -41,29 +37,12 @@ _FINISHES = {
 }
 
 
-CONFLICT_ATTEMPTS = 5  # a deadlock or lock wait timeout rolls the write back: run it again
-
-
-def _retry_conflicts(write):
-    """Run a fenced write again when the database rolled it back on a deadlock (never drop an outcome)."""
-    @functools.wraps(write)
-    def run(*args, **kwargs):
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-            try:
-                return write(*args, **kwargs)
-            except Conflict:
-                if attempt == CONFLICT_ATTEMPTS:
-                    raise
-                time.sleep(0.05 * 2 ** attempt * random.uniform(0.5, 1.0))
-    return run
-
-
 class StatusWriter:
     def __init__(self, db: Database, owner: str) -> None:
         self.db = db
         self.owner = owner
 
-    @_retry_conflicts
+    @retry_conflicts
     def set_status(self, account_id: int, epoch: int, status: AccountStatus, *, reason: str | None = None,
                    release: bool = False, desired: DesiredState | None = None, **extra: Any) -> None:
         """Record a status change (and its webhook event) in one fenced transaction."""
@@ -107,7 +86,7 @@ class StatusWriter:
                 _record_event(s, "account.status", account.workspace_id, account_id,
                               {"status": str(status), "previous_status": str(account.status), "reason": reason})
 
-    @_retry_conflicts
+    @retry_conflicts
     def set_qr(self, account_id: int, epoch: int, qr: str, expires_at: datetime) -> None:
         with self.db.session() as s:
             workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
@@ -122,7 +101,7 @@ class StatusWriter:
             _record_event(s, "account.qr", workspace_id, account_id,
                           {"qr": qr, "expires_at": expires_at.isoformat()})
 
-    @_retry_conflicts
+    @retry_conflicts
     def set_fields(self, account_id: int, epoch: int, **values: Any) -> None:
         with self.db.session() as s:
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):

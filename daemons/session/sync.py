@@ -20,9 +20,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from blazzctl.db import Database, db_now
+from blazzctl.db import Database, db_now, retrying
 from blazzctl.enums import SyncKind, SyncStatus
-from blazzctl.errors import Conflict
 from blazzctl.models import SyncRun, WhatsAppAccount
 from blazzctl.models.base import utcnow
 from blazzctl.providers.base import SessionNotReady
@@ -39,7 +38,6 @@ BUSY_POLL = 0.25  # seconds before the next look for queued runs after one was c
 IDLE_POLL = 3.0  # ... growing to this while there is nothing to do (the daemon's idle query budget)
 NOT_READY_RETRY = 5.0  # seconds before a run whose session is not connected yet is tried again
 NOT_READY_GIVE_UP = 300.0  # seconds after the request: a run whose session never connects fails
-CONFLICT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -61,17 +59,6 @@ def fence(session, *, account_id: int, owner: str, epoch: int) -> int:
     if workspace_id is None:
         raise LeaseLost(account_id)
     return workspace_id
-
-
-def retrying(write, *args, **kwargs):
-    """Run a write again when the database rolled it back on a deadlock or lock wait timeout."""
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
-        try:
-            return write(*args, **kwargs)
-        except Conflict:
-            if attempt == CONFLICT_ATTEMPTS:
-                raise
-            time.sleep(0.05 * 2 ** attempt)
 
 
 def take_next(db: Database, *, owner: str, live: dict[int, int], skip: set[int]) -> Taken | None:
