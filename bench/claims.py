@@ -135,28 +135,16 @@ def poll(predicate, timeout: float, interval: float = 0.25):
 
 def run(args) -> dict:
     from blazzctl.db import Database
+    from tests.conftest import bench_database
     from tests.daemon_helpers import Fleet, migrate, seed_accounts
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="blazz-bench-claims-"))
     if args.keep and work.exists() and any(work.iterdir()):
         raise SystemExit(f"--keep {work}: the directory is not empty")
     work.mkdir(parents=True, exist_ok=True)
-    private = None
-    server_url = args.server_url
-    if not server_url:
-        from tests.conftest import PrivateMariaDB
-
-        private = PrivateMariaDB(work / "mariadb")
-        say(args, f"starting a private mariadbd in {private.root}")
-        private.start()
-        server_url = private.server_url
-    server_url = server_url.rstrip("/")
-    name = f"blazz_bench_{uuid.uuid4().hex[:10]}"
-    admin = Database(server_url)
-    with admin.engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        version = conn.exec_driver_sql("SELECT VERSION()").scalar()
-    url = f"{server_url}/{name}"
+    if not args.server_url:
+        say(args, f"starting a private mariadbd in {work / 'mariadb'}")
+    url, version, private = bench_database(args.server_url, work, f"blazz_bench_{uuid.uuid4().hex[:10]}")
     result: dict = {"accounts": args.accounts, "daemons": args.daemons,
                     "timings": {"heartbeat_interval": args.heartbeat, "claim_interval": args.claim,
                                 "lease_ttl": args.ttl, "start_stagger": args.stagger},
@@ -276,11 +264,12 @@ def run(args) -> dict:
         if db is not None:
             db.dispose()
         try:
+            admin = Database(url.rsplit("/", 1)[0])
             with admin.engine.begin() as conn:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]}")
+            admin.dispose()
         except Exception:  # noqa: BLE001 - best effort
             pass
-        admin.dispose()
         if private is not None:
             private.stop()
         if not args.keep:

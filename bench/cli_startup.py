@@ -51,17 +51,23 @@ def prepare(env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
 
-def measure(argv: list[str], env: dict[str, str], runs: int) -> dict[str, float]:
-    walls, cpus = [], []
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)  # warm the page cache
-    for _ in range(runs):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        start = time.perf_counter()
+def measure(commands: dict[str, list[str]], env: dict[str, str], runs: int) -> dict[str, dict[str, float]]:
+    """Median/min wall and median CPU per command. Runs are interleaved (A B C, A B C, ...) so a
+    change in the machine's load touches every command alike."""
+    walls: dict[str, list[float]] = {name: [] for name in commands}
+    cpus: dict[str, list[float]] = {name: [] for name in commands}
+    for argv in commands.values():  # warm the page cache
         subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
-        walls.append(time.perf_counter() - start)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return {"median": statistics.median(walls), "min": min(walls), "cpu": statistics.median(cpus)}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            start = time.perf_counter()
+            subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, check=True)
+            walls[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[name].append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return {name: {"median": statistics.median(walls[name]), "min": min(walls[name]),
+                   "cpu": statistics.median(cpus[name])} for name in commands}
 
 
 # Modules whose first import is timed (cumulative: each includes what it imports itself).
@@ -100,9 +106,8 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{platform.node() or 'host'}: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, "
-            f"Python {platform.python_version()}; load average at the start {load}")
+            f"Python {platform.python_version()}")
 
 
 def render(results: dict[str, dict[str, float]], runs: int, imports, forbidden, where: str) -> str:
@@ -116,7 +121,7 @@ def render(results: dict[str, dict[str, float]], runs: int, imports, forbidden, 
     verdict = "meets" if listing["median"] <= TARGET else "misses"
     lines = [BEGIN, "## CLI start-up (`bench/cli_startup.py`)", "",
              f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {where}.",
-             f"Each command is a fresh process, {runs} runs after one warm-up; SQLite database with one "
+             f"Each command is a fresh process, {runs} runs each (interleaved) after one warm-up; SQLite database with one "
              "workspace and 100 accounts. Regenerate with `python bench/cli_startup.py --write`.", "",
              *rows, "",
              f"Target: `account list --json` <= {TARGET} s median wall time: this run **{verdict}** it "
@@ -162,6 +167,7 @@ def main() -> int:
         while os.getloadavg()[0] >= args.quiet_load and time.monotonic() < deadline:
             time.sleep(5)
     where = machine()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="blazz-bench-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLAZZ_")}
         env.update(XDG_STATE_HOME=f"{tmp}/state", XDG_CONFIG_HOME=f"{tmp}/config", NO_COLOR="1")
@@ -171,9 +177,10 @@ def main() -> int:
                     "python -c 'import sqlalchemy.orm'": [sys.executable, "-c", "import sqlalchemy.orm"],
                     "blazzctl --help": [*cli, "--help"],
                     "blazzctl account list --json": [*cli, "account", "list", "--json"]}
-        results = {name: measure(argv, env, args.runs) for name, argv in commands.items()}
+        results = measure(commands, env, args.runs)
         imports = import_breakdown(env)
         forbidden = forbidden_modules(env)
+    where += f"; 1-minute load average {load_before:.2f} before and {os.getloadavg()[0]:.2f} after the runs"
     section = render(results, args.runs, imports, forbidden, where)
     print(section)
     if args.write:

@@ -84,23 +84,11 @@ def run(args) -> dict:
 
     from blazzctl.db import Database
     from blazzctl.models import Message
+    from tests.conftest import bench_database
     from tests.daemon_helpers import Fleet, migrate, seed_accounts, wait_for
 
     work = Path(tempfile.mkdtemp(prefix="blazz-bench-send-"))
-    private = None
-    server = args.server_url
-    if not server:
-        from tests.conftest import PrivateMariaDB
-
-        private = PrivateMariaDB(work / "mariadb")
-        private.start()
-        server = private.server_url
-    name = f"blazz_bench_{uuid.uuid4().hex[:8]}"
-    admin = Database(server.rstrip("/"))
-    with admin.engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    admin.dispose()
-    url = f"{server.rstrip('/')}/{name}"
+    url, _version, private = bench_database(args.server_url, work, f"blazz_bench_{uuid.uuid4().hex[:8]}")
     fleet = None
     try:
         migrate(url)

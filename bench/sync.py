@@ -28,31 +28,12 @@ sys.path.insert(0, str(REPO))
 
 
 def setup_database(server_url: str | None, tmp: Path, name: str):
-    """A fresh migrated database on the given server, or on a private mariadbd; (db, url, private)."""
-    import pymysql
-    from sqlalchemy.engine import make_url
-
+    """A fresh migrated database on the given server, or on a private mariadbd; (db, url, private, version)."""
     from blazzctl.db import Database
     from blazzctl.services import schema
+    from tests.conftest import bench_database
 
-    private = None
-    if server_url is None:
-        from tests.conftest import PrivateMariaDB
-
-        private = PrivateMariaDB(tmp / "mariadb")
-        private.root.mkdir()
-        private.start()
-        server_url = private.server_url
-    parsed = make_url(server_url)
-    conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
-                           password=parsed.password or "")
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name}")
-        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        cur.execute("SELECT VERSION()")
-        version = cur.fetchone()[0]
-    conn.close()
-    url = f"{server_url.rstrip('/')}/{name}"
+    url, version, private = bench_database(server_url, tmp, name)
     db = Database(url)
     schema.upgrade(db)
     return db, url, private, version

@@ -98,26 +98,9 @@ def receiver_main(port_out, control, ready) -> None:
 def setup_database(server_url: str | None, tmp: Path):
     from blazzctl.db import Database
     from blazzctl.services import schema
+    from tests.conftest import bench_database
 
-    private = None
-    if server_url is None:
-        from tests.conftest import PrivateMariaDB
-
-        private = PrivateMariaDB(tmp / "mariadb")
-        private.root.mkdir()
-        private.start()
-        server_url = private.server_url
-    import pymysql
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(server_url)
-    conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
-                           password=parsed.password or "")
-    with conn.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS blazz_bench_webhooks")
-        cur.execute("CREATE DATABASE blazz_bench_webhooks CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-    conn.close()
-    url = f"{server_url.rstrip('/')}/blazz_bench_webhooks"
+    url, _version, private = bench_database(server_url, tmp, "blazz_bench_webhooks")
     db = Database(url)
     schema.upgrade(db)
     return db, url, private

@@ -94,6 +94,30 @@ class PrivateMariaDB:
         self.wait_ready()
 
 
+def bench_database(server_url: str | None, root: Path, name: str) -> tuple[str, str, "PrivateMariaDB | None"]:
+    """For benchmarks: (url, server version, private server or None) of a fresh, empty database
+    ``name`` on ``server_url``, or on a private mariadbd started under ``root`` when it is None."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    private = None
+    if not server_url:
+        private = PrivateMariaDB(root / "mariadb")
+        private.root.mkdir(parents=True, exist_ok=True)
+        private.start()
+        server_url = private.server_url
+    parsed = make_url(server_url)
+    conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
+                           password=parsed.password or "")
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cur.execute("SELECT VERSION()")
+        version = cur.fetchone()[0]
+    conn.close()
+    return f"{server_url.rstrip('/')}/{name}", version, private
+
+
 @pytest.fixture(scope="session")
 def mariadb_server(tmp_path_factory):
     """A MariaDB server URL without a database name (``mysql+pymysql://root@127.0.0.1:PORT``).
