@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
+from pathlib import Path
 
 import pytest
+
+# Subprocesses import this checkout, whichever tree the editable install points at.
+REPO = Path(__file__).resolve().parent.parent
+THIS_TREE = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 ACCOUNT_KEYS = {"id", "uuid", "workspace_id", "workspace", "name", "session_id", "phone_number",
                 "provider_type", "status", "is_primary", "desired_state", "owner", "connected_at",
@@ -507,7 +513,7 @@ def test_init_write_config(cli, tmp_path):
 def test_real_process_exit_codes_and_json(migrated_url):
     from tests.conftest import run_blazzctl
 
-    env = {"BLAZZ_DATABASE_URL": migrated_url}
+    env = {**THIS_TREE, "BLAZZ_DATABASE_URL": migrated_url}
     created = run_blazzctl("workspace", "create", "acme", "--json", env=env)
     assert created.code == 0 and json.loads(created.stdout)["name"] == "acme"
     missing = run_blazzctl("account", "show", "nope", "-w", "acme", env=env)
@@ -527,7 +533,7 @@ def test_account_list_path_imports_no_heavy_modules(migrated_url):
             "heavy = ('playwright', 'httpx', 'pydantic', 'alembic')\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**__import__("os").environ, "BLAZZ_DATABASE_URL": migrated_url})
+                          env={**os.environ, **THIS_TREE, "BLAZZ_DATABASE_URL": migrated_url})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
     assert proc.stderr.strip().splitlines()[-1] == "[]", proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,8 +65,9 @@ def test_check_mode_reports_drift_and_how_to_fix(tmp_path):
     (copy / "docs" / "cli.md").write_text("stale\n")
     (copy / "config").mkdir()
     (copy / "config" / "blazz.example.yaml").write_text((REPO / "config" / "blazz.example.yaml").read_text())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's blazzctl, not another editable install
     result = subprocess.run([sys.executable, str(copy / "scripts" / "gen_docs.py"), "--check"],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1
     assert "docs/cli.md is out of date; run: python scripts/gen_docs.py" in result.stdout
     assert "blazz.example.yaml" not in result.stdout

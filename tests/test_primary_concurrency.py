@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -93,7 +94,9 @@ def test_twenty_processes_racing_leave_exactly_one_primary(workspace_with_accoun
 def test_twenty_blazzctl_subprocesses(workspace_with_accounts):
     """The literal form: 20 `python -m blazzctl account primary` processes started together."""
     url, ids, bystander = workspace_with_accounts
-    env = {**os.environ, "BLAZZ_DATABASE_URL": url, "BLAZZ_WORKSPACE": "acme"}
+    repo = str(Path(__file__).resolve().parent.parent)  # this checkout, whatever the editable install says
+    env = {**os.environ, "BLAZZ_DATABASE_URL": url, "BLAZZ_WORKSPACE": "acme",
+           "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     procs = [subprocess.Popen([sys.executable, "-m", "blazzctl", "account", "primary", f"acc-{i:02d}", "--json"],
                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(N)]
