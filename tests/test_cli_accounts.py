@@ -519,6 +519,20 @@ def test_real_process_exit_codes_and_json(migrated_url):
     missing = run_blazzctl("account", "show", "nope", "-w", "acme", env=env)
     assert missing.code == 3 and missing.stdout == "" and "not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+    usage = run_blazzctl("account", "frobnicate", env=env)
+    assert usage.code == 2 and "No such command" in usage.stderr
+    # the process exits without interpreter teardown: everything written must still arrive
+    from blazzctl.db import Database
+    from blazzctl.services import accounts, refs
+
+    db = Database(migrated_url)
+    with db.session() as session:
+        ws = refs.workspace(session, "acme")
+        for i in range(300):
+            accounts.add(session, workspace=ws, name=f"a{i:03d}")
+    db.dispose()
+    listed = run_blazzctl("account", "list", "--json", env=env)
+    assert listed.code == 0 and len(json.loads(listed.stdout)) == 300
 
 
 def test_account_list_path_imports_no_heavy_modules(migrated_url):
