@@ -234,16 +234,17 @@ def scenarios(db, facts: dict):
     def ws_list(s, i):
         accounts.list_accounts(s, workspace=refs.workspace(s, f"ws-{rng.randint(1, WORKSPACES):04d}"))
 
+    def page_first(s, i):  # what `blazzctl account list` asks for without --limit
+        accounts.list_accounts(s, limit=100)
+
+    def page_deep(s, i):
+        accounts.list_accounts(s, limit=100, after=ACCOUNTS - 200 + (i % 50))
+
+    def page_large(s, i):
+        accounts.list_accounts(s, limit=1000)
+
     def all_list(s, i):
         accounts.list_accounts(s)
-
-    def all_rows(s, i):  # the same join and order as rows, without building ORM objects
-        from sqlalchemy import select
-
-        from blazzctl.models import WhatsAppAccount, Workspace
-
-        s.execute(select(WhatsAppAccount.__table__, Workspace.name).join(Workspace)
-                  .where(WhatsAppAccount.deleted_at.is_(None)).order_by(WhatsAppAccount.id)).all()
 
     def chat_first(s, i):
         chats.list_chats(s, account_id=1 if i % 2 else rng.randint(2, ACCOUNTS), limit=50)
@@ -283,8 +284,10 @@ def scenarios(db, facts: dict):
         list(s.scalars(leases.claim_query(10)))
 
     return [("account list --workspace WS (10 of 3,000 accounts)", ws_list),
-            ("account list (all 3,000 accounts)", all_list),
-            ("  the same SQL, rows only (no ORM objects)", all_rows),
+            ("account list, first page (default --limit 100)", page_first),
+            ("account list, deep page (--limit 100 --after ~2,800)", page_deep),
+            ("account list --limit 1000 (not a target: a large page)", page_large),
+            ("all 3,000 accounts in one call (not a target: no page)", all_list),
             ("chat list, first page (50)", chat_first), ("chat list, deep page (~29,900 down)", chat_deep),
             ("message list, first page (50)", msg_first), ("message list, deep page (~199,000 down)", msg_deep),
             ("daemon outbound poll (50 owned accounts)", outbound_poll),
@@ -397,7 +400,8 @@ def report(db, facts: dict, runs: int) -> int:
         plans = [verdict(explain(db, stmt, params)) for stmt, params in captured.seen.items()
                  if "information_schema" not in stmt]
         ok = p95 <= 30 and all(p[0] for p in plans)
-        all_ok &= ok
+        if "not a target" not in name:
+            all_ok &= ok
         print(f"{name:50} {p50:8.2f} {p95:8.2f}  {'ok' if ok else 'NOT OK'}  (load average {load:.1f})")
         for good, text in plans:
             print(f"{'':70}{'' if good else '!! '}{text}")

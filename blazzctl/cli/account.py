@@ -41,7 +41,7 @@ def add(workspace: WorkspaceOption = None,
 @app.command("list")
 def list_(workspace: WorkspaceOption = None,
           status: Optional[str] = typer.Option(None, "--status", help="Only accounts with this status."),
-          limit: int = typer.Option(1000, "--limit", "-n", min=1, max=100000, help="Accounts per page."),
+          limit: int = typer.Option(100, "--limit", "-n", min=1, max=100000, help="Accounts per page."),
           after: Optional[int] = typer.Option(None, "--after", metavar="ID",
                                               help="Next page: the last id of the previous page."),
           config: ConfigOption = None, json: JsonOption = False) -> None:
