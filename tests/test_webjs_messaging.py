@@ -39,7 +39,8 @@ def linked(cli, fake, tmp_path, sqlite_url):
     with WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url) as fleet:
         config = fleet.config_for("host-a")
         text = config.read_text()
-        config.write_text(text + "messages:\n  rate_per_minute: 0\n  jitter: 0\n  poll_interval: 0.1\n")
+        config.write_text(text + "messages:\n  rate_per_minute: 0\n  jitter: 0\n  poll_interval: 0.1\n"
+                          f"  download_media: true\n  media_dir: {tmp_path / 'media'}\n")
         assert cli("workspace", "create", "acme", db=sqlite_url).code == 0
         account = cli("account", "add", "--workspace", "acme", "--name", "sales", "--json", db=sqlite_url).json()
         fleet.start(1)
@@ -104,6 +105,28 @@ def test_incoming_message_delivered_twice_is_stored_once(cli, fake, linked):
     assert group_msg["sender_jid"] == "6281234560004@c.us"
     contacts = cli("contact", "list", "sales", "--workspace", "acme", "--json", db=url).json()
     assert any(c.get("jid") == "6281234560003@c.us" for c in contacts)
+
+
+def test_received_media_is_saved_when_asked(cli, fake, linked, tmp_path):
+    url, account_id, db, fleet = linked
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
+    fake.deliver(PHONE, "+6281234560005", "look", media={"mimetype": "image/png", "filename": "dot.png",
+                                                         "data": base64.b64encode(png).decode()})
+    wait_until(lambda: _count(db, "in") == 1, 30, "the media message stored")
+    row = _media_of(db)
+    assert (row["type"], row["body"], row["media_mimetype"]) == ("image", "look", "image/png")
+    assert row["media_path"] and row["media_path"].startswith(str(tmp_path / "media" / str(account_id)))
+    with open(row["media_path"], "rb") as fh:
+        assert fh.read() == png
+
+
+def _media_of(db) -> dict:
+    from blazzctl.models import Message
+
+    with db.session() as s:
+        m = s.scalars(select(Message).where(Message.direction == "in")).one()
+        return {"type": m.type, "body": m.body, "media_mimetype": m.media_mimetype, "media_path": m.media_path}
 
 
 def _message(db, message_id: int) -> dict:

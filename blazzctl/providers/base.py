@@ -145,6 +145,10 @@ class Provider(abc.ABC):
     async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
         raise Unsupported(f"{type(self).__name__} cannot send messages")
 
+    async def download_media(self, account_id: int, wa_message_id: str) -> tuple[bytes, str | None] | None:
+        """The media bytes of a received message and their mimetype, or None when it has none."""
+        raise Unsupported(f"{type(self).__name__} cannot download media")
+
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
         """Whether WhatsApp has a message with this id (asked before any resend)."""
         raise Unsupported(f"{type(self).__name__} cannot look messages up")

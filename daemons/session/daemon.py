@@ -14,8 +14,9 @@ import os
 import random
 import signal
 import socket
+from pathlib import Path
 
-from blazzctl import __version__
+from blazzctl import __version__, paths
 from blazzctl.db import Database
 from blazzctl.enums import DaemonStatus
 from blazzctl.providers import base as providers
@@ -47,8 +48,10 @@ class SessionDaemon:
         self.notifier = Notifier.from_env()
         self.stopping = asyncio.Event()
         self.signals = 0
+        media_dir = (Path(settings.messages.media_dir).expanduser() if settings.messages.media_dir
+                     else paths.daemon_state_base(settings.daemon.state_dir) / "media")
         self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger,
-                                 messages=settings.messages)
+                                 messages=settings.messages, media_dir=media_dir)
         self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier)
         self.tree = heartbeat.ProcessTree()
         self.events: asyncio.Queue[providers.ProviderEvent] = asyncio.Queue()

@@ -68,6 +68,7 @@ def store(db: Database, *, owner: str, epoch: int, account_id: int, message: dic
             sender_jid=message.get("author") if is_group else None,
             direction=Direction.OUT if from_me else Direction.IN, type=kind, body=message.get("body") or None,
             media_mimetype=message.get("mimetype"), media_size=message.get("size"),
+            media_path=message.get("media_path"),
             media_filename=message.get("filename"), quoted_wa_message_id=message.get("quoted_id"),
             details=_details(kind, message), status=MessageStatus.SENT if from_me else MessageStatus.RECEIVED,
             ack=message.get("ack"), wa_message_id=wa_id, created_at=when, sent_at=when if from_me else None)

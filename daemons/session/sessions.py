@@ -19,7 +19,7 @@ from blazzctl.db import Database
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
 from blazzctl.models import AccountCommand, WhatsAppAccount
 from blazzctl.providers import base as p
-from daemons.session import inbound, metrics
+from daemons.session import inbound, media, metrics
 from daemons.session.leases import Lease
 from daemons.session.status import LeaseLost, StatusWriter
 
@@ -39,9 +39,11 @@ class Owned:
 
 
 class Sessions:
-    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None) -> None:
+    def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None,
+                 media_dir=None) -> None:
         self.db = db
         self.messages = messages  # MessagesSettings
+        self.media_dir = media_dir  # where received media is saved when messages.download_media
         self.writer = writer
         self.stagger = stagger
         self.provider: p.Provider | None = None
@@ -248,8 +250,11 @@ class Sessions:
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
             metrics.sessions_failed.inc()
         elif isinstance(event, p.MessageEvent):
+            message = event.message
+            if self.messages is not None and self.messages.download_media and self.media_dir is not None:
+                message = await media.attach(self.provider, a, message, self.media_dir)
             await asyncio.to_thread(inbound.store, self.db, owner=self.writer.owner, epoch=e, account_id=a,
-                                    message=event.message, settings=self.messages)
+                                    message=message, settings=self.messages)
         elif isinstance(event, p.AckEvent):
             await asyncio.to_thread(inbound.ack, self.db, owner=self.writer.owner, epoch=e, account_id=a,
                                     wa_message_id=event.wa_message_id, ack=event.ack)

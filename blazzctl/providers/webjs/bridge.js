@@ -116,6 +116,19 @@
     return found && found.wid ? ser(found.wid) : null;
   }
 
+  async function downloadMedia(serializedId) {
+    const { Msg } = req("WAWebCollections");
+    const m = Msg.get(serializedId) || (((await Msg.getMessagesById([serializedId])) || {}).messages || [])[0];
+    if (!m || !m.directPath) return null;
+    const buffer = await req("WAWebDownloadManager").downloadManager.downloadAndMaybeDecrypt({
+      directPath: m.directPath, encFilehash: m.encFilehash, filehash: m.filehash, mediaKey: m.mediaKey,
+      mediaKeyTimestamp: m.mediaKeyTimestamp, type: m.type, signal: new AbortController().signal });
+    const bytes = new Uint8Array(buffer);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return { data: btoa(text), mimetype: m.mimetype || null, filename: m.filename || null, size: bytes.length };
+  }
+
   async function messageExists(serializedId) {
     const { Msg } = req("WAWebCollections");
     if (Msg.get(serializedId)) return true;
@@ -192,7 +205,7 @@
     }));
   }
 
-  window.__blazz = { numberExists, messageExists, sendMessage, listChats, listContacts, listGroups, me,
+  window.__blazz = { numberExists, messageExists, downloadMedia, sendMessage, listChats, listContacts, listGroups, me,
                      state: () => req("WAWebSocketModel").Socket.state,
                      logout: () => req("WAWebSocketModel").Socket.logout() };
   if (!boot()) {

@@ -134,6 +134,12 @@ class WebjsProvider(p.Provider):
                 "media": session.media_payload(message["media"]) if message.get("media") else None}
         return await session.call("sendMessage", args)
 
+    async def download_media(self, account_id: int, wa_message_id: str) -> tuple[bytes, str | None] | None:
+        import base64
+
+        found = await self._session(account_id).call("downloadMedia", wa_message_id, timeout=120)
+        return (base64.b64decode(found["data"]), found.get("mimetype")) if found else None
+
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
         return bool(await self._session(account_id).call("messageExists", wa_message_id))
 
