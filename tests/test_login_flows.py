@@ -1,0 +1,223 @@
+"""Logging in end to end: a pairing code instead of a QR, and `blazzctl quickstart` (offline and online).
+
+Real daemon processes and real Chromium against the fake WhatsApp Web (``tests/fakes/wa_web``) on
+127.0.0.1; the embedded SQLite database. `connect` and `quickstart` run as subprocesses whose output is
+read while they run (``LiveCommand``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.daemon_helpers import migrate, wait_for
+from tests.webjs_helpers import LiveCommand, WebjsFleet, account_row, qr_blocks, wait_status
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} "
+                                "(apt-get install -y chromium)")
+
+PAIRING = re.compile(r"pairing code: ([A-Z0-9]{8})\b")
+
+
+@pytest.fixture(scope="module")
+def fake():
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
+        yield fake
+
+
+def pairing_code(db, account_id: int) -> str | None:
+    from blazzctl.models import WhatsAppAccount
+
+    with db.session() as s:
+        return s.get(WhatsAppAccount, account_id).pairing_code
+
+
+def command_count(db) -> int:
+    from sqlalchemy import func, select
+
+    from blazzctl.models import AccountCommand
+
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(AccountCommand)) or 0
+
+
+# --- 1. pairing code -------------------------------------------------------------------------------------
+
+def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fake, tmp_path):
+    from blazzctl.db import Database
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    migrate(url)
+    db = Database(url)
+    try:
+        assert cli("workspace", "create", "acme", db=url).code == 0
+        account = cli("account", "add", "--workspace", "acme", "--name", "paired", "--json", db=url).json()
+        aid, phone = account["id"], "+6281234567801"
+
+        # An invalid phone: usage error, nothing requested, nothing written on the account.
+        before, commands = account_row(db, aid), command_count(db)
+        bad = cli("account", "connect", "paired", "--workspace", "acme", "--pair-phone", "+12", "--no-wait",
+                  db=url)
+        assert bad.code == 2, bad
+        assert "phone" in bad.stderr
+        assert command_count(db) == commands and account_row(db, aid) == before
+        assert pairing_code(db, aid) is None
+
+        with WebjsFleet(tmp_path / "fleet", url, fake.url) as fleet:
+            fleet.start(1, host="host-a")
+            connect = LiveCommand("account", "connect", "paired", "--workspace", "acme", "--pair-phone", phone,
+                                  "--timeout", "60", env={"BLAZZ_DATABASE_URL": url})
+            try:
+                shown = wait_for(lambda: PAIRING.search(connect.stdout) or connect.proc.poll() is not None, 60,
+                                 message=lambda: f"a pairing code in connect's output: {connect.stdout!r} "
+                                 f"{connect.stderr!r}\n{fleet.logs(40)}")
+                assert shown is not True, (connect.stdout, connect.stderr)
+                code = shown.group(1)
+                row = account_row(db, aid)
+                assert (row["status"], row["status_reason"]) == ("qr_scanning", "pairing_code"), row
+                assert pairing_code(db, aid) == code
+                assert row["qr_code"] is None, "a QR was stored while pairing with a code"
+                assert "status: qr_scanning (pairing_code)" in connect.stdout
+                assert not qr_blocks(connect.stdout), connect.stdout
+
+                fake.link(code=code, phone=phone)
+                assert connect.wait(60) == 0, (connect.stdout, connect.stderr)
+            finally:
+                connect.kill()
+            assert phone in connect.lines[-1] and "connected" in connect.lines[-1], connect.stdout
+            row = account_row(db, aid)
+            assert (row["status"], row["phone_number"], row["qr_code"]) == ("connected", phone, None)
+            assert pairing_code(db, aid) is None
+    finally:
+        db.dispose()
+
+
+# --- 2, 3. quickstart ----------------------------------------------------------------------------------------
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sessiond_processes() -> list[psutil.Process]:
+    """Session daemons started from this test run (their environment names this test's state dir)."""
+    state = os.environ["XDG_STATE_HOME"]
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if "daemons.session" in " ".join(proc.info["cmdline"] or []) \
+                    and proc.environ().get("XDG_STATE_HOME") == state:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+def test_quickstart_offline_fails_fast_naming_the_url(tmp_path):
+    url = f"http://127.0.0.1:{closed_port()}/"
+    started = time.monotonic()
+    quick = LiveCommand("quickstart", "--timeout", "30", env={"BLAZZ_WEBJS_URL": url})
+    try:
+        code = quick.wait(30)
+    finally:
+        quick.kill()
+    elapsed = time.monotonic() - started
+    assert code == 1, (quick.stdout, quick.stderr)
+    assert url in quick.stderr, quick.stderr
+    assert elapsed < 20, elapsed  # behaviour (fails fast rather than waiting out --timeout), generous margin
+    assert not sessiond_processes()
+
+
+def daemon_rows(db) -> list[tuple[str, str]]:
+    from sqlalchemy import select
+
+    from blazzctl.models import SessionDaemon
+
+    with db.session() as s:
+        return [(name, str(status)) for name, status in s.execute(select(SessionDaemon.name, SessionDaemon.status))]
+
+
+def stop_quickstart(quick: LiveCommand) -> int:
+    quick.proc.send_signal(signal.SIGINT)
+    return quick.wait(45)
+
+
+def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tmp_path):
+    from blazzctl.db import Database
+
+    env = {"BLAZZ_WEBJS_URL": fake.url}
+    db_file = Path(os.environ["XDG_STATE_HOME"]) / "blazz" / "blazz.db"
+    phone = "+6281234567802"
+    leftovers: list[psutil.Process] = []
+
+    quick = LiveCommand("quickstart", "--timeout", "60", env=env)
+    db = None
+    try:
+        wait_for(lambda: qr_blocks(quick.stdout) or quick.proc.poll() is not None, 60,
+                 message=lambda: f"a QR in quickstart's output: {quick.stdout!r} {quick.stderr!r}")
+        assert quick.proc.poll() is None, (quick.stdout, quick.stderr)
+        assert "created account 'default' in workspace 'default'" in quick.stdout
+        assert "started a session daemon" in quick.stdout
+        db = Database(f"sqlite:///{db_file}")
+        from blazzctl.models import WhatsAppAccount
+        from sqlalchemy import select
+
+        with db.session() as s:
+            aid = s.scalars(select(WhatsAppAccount.id).where(WhatsAppAccount.name == "default")).one()
+        qr = account_row(db, aid)["qr_code"]
+        assert qr, account_row(db, aid)
+        fake.link(qr, phone)
+        wait_for(lambda: f"default: connected as {phone}" in quick.stdout, 60,
+                 message=lambda: f"connected in quickstart's output: {quick.stdout!r} {quick.stderr!r}")
+        wait_for(lambda: "keeps the account online" in quick.stdout, 10, message=lambda: quick.stdout)
+        assert quick.proc.poll() is None, "quickstart exited instead of keeping the daemon running"
+        leftovers = sessiond_processes()
+        assert len(leftovers) == 1, leftovers
+        # The login is archived within ~10 s of ready: the second run restores it from there.
+        wait_for(lambda: account_row(db, aid)["auth_saved_at"] is not None, 20, message="a login archive")
+
+        assert stop_quickstart(quick) == 0, (quick.stdout, quick.stderr)
+        row = account_row(db, aid)
+        assert row["owner"] is None, row
+        assert [status for _, status in daemon_rows(db)] == ["stopped"], daemon_rows(db)
+        assert not sessiond_processes()
+
+        # Second run: the same account, its login restored: no QR, connected again.
+        quick = LiveCommand("quickstart", "--timeout", "60", env=env)
+        wait_for(lambda: f"default: connected as {phone}" in quick.stdout or quick.proc.poll() is not None, 60,
+                 message=lambda: f"connected again: {quick.stdout!r} {quick.stderr!r}")
+        assert quick.proc.poll() is None, (quick.stdout, quick.stderr)
+        assert "using account 'default' in workspace 'default'" in quick.stdout
+        assert not qr_blocks(quick.stdout), quick.stdout
+        assert account_row(db, aid)["status"] == "connected"
+        wait_for(lambda: "keeps the account online" in quick.stdout, 10, message=lambda: quick.stdout)
+        leftovers = sessiond_processes()
+        assert stop_quickstart(quick) == 0, (quick.stdout, quick.stderr)
+        row = account_row(db, aid)
+        assert row["owner"] is None, row
+        assert {status for _, status in daemon_rows(db)} == {"stopped"}, daemon_rows(db)
+        assert not sessiond_processes()
+    finally:
+        quick.kill()
+        leftovers += sessiond_processes()
+        for proc in leftovers:
+            try:
+                for child in proc.children(recursive=True):
+                    child.kill()
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        if db is not None:
+            db.dispose()
