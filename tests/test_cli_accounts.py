@@ -531,8 +531,10 @@ def test_real_process_exit_codes_and_json(migrated_url):
         for i in range(300):
             accounts.add(session, workspace=ws, name=f"a{i:03d}")
     db.dispose()
-    listed = run_blazzctl("account", "list", "--json", env=env)
+    listed = run_blazzctl("account", "list", "--limit", "1000", "--json", env=env)
     assert listed.code == 0 and len(json.loads(listed.stdout)) == 300
+    first = run_blazzctl("account", "list", "--json", env=env)  # the default page: 100, and a hint on stderr
+    assert len(json.loads(first.stdout)) == 100 and "--after" in first.stderr
 
 
 def test_account_list_path_imports_no_heavy_modules(migrated_url):

@@ -58,6 +58,8 @@ def list_(workspace: WorkspaceOption = None,
                                                                   limit=limit, after=after)]
     if json:
         output.emit_json(rows)
+        if len(rows) == limit:  # stdout stays pure JSON; scripts see the hint on stderr
+            output.warn(f"more accounts: --after {rows[-1]['id']}")
         return
     output.table(["ID", "WORKSPACE", "NAME", "PHONE", "STATUS", "PRIMARY", "OWNER"],
                  ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],

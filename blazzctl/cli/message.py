@@ -101,6 +101,8 @@ def list_(ref: Optional[str] = typer.Argument(None, metavar="[REF]", help="Accou
             status=status, direction=direction, limit=limit, before=before)]
     if json:
         output.emit_json(rows)
+        if len(rows) == limit:  # stdout stays pure JSON; scripts see the hint on stderr
+            output.warn(f"more messages: --before {rows[-1]['id']}")
         return
     output.table(["ID", "TIME", "DIR", "CHAT", "TYPE", "STATUS", "BODY"],
                  ([r["id"], r["created_at"], r["direction"], r["chat_jid"], r["type"], r["status"],
