@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.daemon_helpers import migrate, wait_for
-from tests.webjs_helpers import LiveCommand, WebjsFleet, account_row, qr_blocks, wait_status
+from tests.webjs_helpers import LiveCommand, WebjsFleet, account_row, devices_of, qr_blocks
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -99,6 +99,7 @@ def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fak
             row = account_row(db, aid)
             assert (row["status"], row["phone_number"], row["qr_code"]) == ("connected", phone, None)
             assert pairing_code(db, aid) is None
+            assert len(devices_of(fake, phone)) == 1
     finally:
         db.dispose()
 
@@ -171,8 +172,9 @@ def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tm
         assert "created account 'default' in workspace 'default'" in quick.stdout
         assert "started a session daemon" in quick.stdout
         db = Database(f"sqlite:///{db_file}")
-        from blazzctl.models import WhatsAppAccount
         from sqlalchemy import select
+
+        from blazzctl.models import WhatsAppAccount
 
         with db.session() as s:
             aid = s.scalars(select(WhatsAppAccount.id).where(WhatsAppAccount.name == "default")).one()
@@ -200,7 +202,7 @@ def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tm
                  message=lambda: f"connected again: {quick.stdout!r} {quick.stderr!r}")
         assert quick.proc.poll() is None, (quick.stdout, quick.stderr)
         assert "using account 'default' in workspace 'default'" in quick.stdout
-        assert not qr_blocks(quick.stdout), quick.stdout
+        assert not qr_blocks(quick.stdout) and "qr_scanning" not in quick.stdout, quick.stdout
         assert account_row(db, aid)["status"] == "connected"
         wait_for(lambda: "keeps the account online" in quick.stdout, 10, message=lambda: quick.stdout)
         leftovers = sessiond_processes()
@@ -219,5 +221,34 @@ def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tm
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
+        if db is not None:
+            db.dispose()
+
+
+def test_quickstart_interrupted_while_the_qr_is_shown_stops_its_daemon(fake, tmp_path):
+    from blazzctl.db import Database
+
+    db_file = Path(os.environ["XDG_STATE_HOME"]) / "blazz" / "blazz.db"
+    quick = LiveCommand("quickstart", "--timeout", "60", env={"BLAZZ_WEBJS_URL": fake.url})
+    db = None
+    try:
+        wait_for(lambda: qr_blocks(quick.stdout) or quick.proc.poll() is not None, 60,
+                 message=lambda: f"a QR in quickstart's output: {quick.stdout!r} {quick.stderr!r}")
+        assert quick.proc.poll() is None, (quick.stdout, quick.stderr)
+        assert len(sessiond_processes()) == 1
+        started = time.monotonic()
+        quick.proc.send_signal(signal.SIGINT)
+        code = quick.wait(45)
+        assert code == 130, (quick.stdout, quick.stderr)
+        assert time.monotonic() - started < 30  # the daemon drains; generous margin
+        assert not sessiond_processes()
+        db = Database(f"sqlite:///{db_file}")
+        row = account_row(db, 1)
+        assert row["owner"] is None and row["qr_code"] is None, row
+        assert {status for _, status in daemon_rows(db)} == {"stopped"}, daemon_rows(db)
+    finally:
+        quick.kill()
+        for proc in sessiond_processes():
+            proc.kill()
         if db is not None:
             db.dispose()
