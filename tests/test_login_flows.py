@@ -76,6 +76,17 @@ def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fak
 
         with WebjsFleet(tmp_path / "fleet", url, fake.url) as fleet:
             fleet.start(1, host="host-a")
+            # Nobody enters the code before --timeout: connect fails naming the timeout. (The session
+            # is not closed by that: a later connect shows the code it still holds, or a new one.)
+            late = LiveCommand("account", "connect", "paired", "--workspace", "acme", "--pair-phone", phone,
+                               "--timeout", "8", env={"BLAZZ_DATABASE_URL": url})
+            try:
+                assert late.wait(40) == 1, (late.stdout, late.stderr)
+            finally:
+                late.kill()
+            assert PAIRING.search(late.stdout), (late.stdout, late.stderr, fleet.logs(40))
+            assert "timed out" in late.stderr, late.stderr
+
             connect = LiveCommand("account", "connect", "paired", "--workspace", "acme", "--pair-phone", phone,
                                   "--timeout", "60", env={"BLAZZ_DATABASE_URL": url})
             try:
