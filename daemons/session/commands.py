@@ -42,6 +42,18 @@ def account_status(db: Database, account_id: int) -> AccountStatus:
         return s.scalar(select(WhatsAppAccount.status).where(WhatsAppAccount.id == account_id))
 
 
+def _login_state(db: Database, account_id: int, command_id: int) -> tuple[AccountStatus, bool]:
+    """(account status, whether a login waits in the other mode than this connect command asks for)."""
+    with db.session() as s:
+        acc = s.get(WhatsAppAccount, account_id)
+        args = s.scalar(select(AccountCommand.args).where(AccountCommand.id == command_id)) or {}
+        wants_code = bool(args.get("pair_phone"))
+        other_mode = acc.status == AccountStatus.QR_SCANNING and (
+            (wants_code and acc.pairing_code is None and acc.qr_code is not None)
+            or (not wants_code and acc.pairing_code is not None))
+        return acc.status, other_mode
+
+
 async def run_pending(db: Database, sessions: Sessions, owner: str) -> bool:
     """Carry out what operators asked of our accounts since the last poll; True when there was any."""
     taken = await asyncio.to_thread(take_pending, db, owner=owner, account_ids=list(sessions.owned))
@@ -63,8 +75,11 @@ async def _run_one(db: Database, sessions: Sessions, command_id: int, account_id
     if kind == CommandKind.CONNECT:
         # The session is starting or live already; the status writer finishes the command
         # when the account connects or fails. Finish now only if it is connected already.
-        if await asyncio.to_thread(account_status, db, account_id) == AccountStatus.CONNECTED:
+        status, other_mode = await asyncio.to_thread(_login_state, db, account_id, command_id)
+        if status == AccountStatus.CONNECTED:
             await asyncio.to_thread(writer.finish_command, command_id, CommandStatus.SUCCEEDED, "connected")
+        elif other_mode:  # a QR is shown and a pairing code is asked for, or the other way round
+            await sessions.restart(account_id)
     elif kind == CommandKind.RECONNECT:
         await sessions.restart(account_id)
     elif kind == CommandKind.DISCONNECT:
