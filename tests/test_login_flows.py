@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tests.daemon_helpers import migrate, wait_for
-from tests.webjs_helpers import LiveCommand, WebjsFleet, account_row, devices_of, qr_blocks
+from tests.webjs_helpers import LiveCommand, WebjsFleet, account_row, devices_of, qr_blocks, wait_qr
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -111,6 +111,25 @@ def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fak
             assert (row["status"], row["phone_number"], row["qr_code"]) == ("connected", phone, None)
             assert pairing_code(db, aid) is None
             assert len(devices_of(fake, phone)) == 1
+
+            # A QR login is waiting already when a pairing code is asked for: the code is shown
+            # (the session starts again in that mode), not the QR.
+            other = cli("account", "add", "--workspace", "acme", "--name", "switched", "--json", db=url).json()
+            assert cli("account", "connect", "switched", "--workspace", "acme", "--no-wait", db=url).code == 0
+            wait_qr(db, other["id"], 60, fleet)
+            second = "+6281234567804"
+            connect = LiveCommand("account", "connect", "switched", "--workspace", "acme", "--pair-phone", second,
+                                  "--timeout", "60", env={"BLAZZ_DATABASE_URL": url})
+            try:
+                shown = wait_for(lambda: PAIRING.search(connect.stdout) or connect.proc.poll() is not None, 60,
+                                 message=lambda: f"a pairing code: {connect.stdout!r} {connect.stderr!r}")
+                assert shown is not True, (connect.stdout, connect.stderr)
+                fake.link(code=shown.group(1), phone=second)
+                assert connect.wait(60) == 0, (connect.stdout, connect.stderr)
+            finally:
+                connect.kill()
+            assert second in connect.lines[-1], connect.stdout
+            assert pairing_code(db, other["id"]) is None
     finally:
         db.dispose()
 
