@@ -53,6 +53,8 @@ class StatusWriter:
                           last_error=None)
         elif status in (AccountStatus.DISCONNECTED, AccountStatus.FAILED, AccountStatus.LOGGED_OUT):
             values.update(disconnected_at=db_now(), qr_code=None, qr_expires_at=None, pairing_code=None)
+        elif status == AccountStatus.STARTING:  # a new session: the last one's QR or pairing code is void
+            values.update(qr_code=None, qr_expires_at=None, pairing_code=None)
         if status == AccountStatus.LOGGED_OUT:
             values["auth_saved_at"] = None
         if desired is not None:
