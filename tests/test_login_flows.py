@@ -124,6 +124,22 @@ def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fak
                 shown = wait_for(lambda: PAIRING.search(connect.stdout) or connect.proc.poll() is not None, 60,
                                  message=lambda: f"a pairing code: {connect.stdout!r} {connect.stderr!r}")
                 assert shown is not True, (connect.stdout, connect.stderr)
+                assert account_row(db, other["id"])["qr_code"] is None, "the QR of the last session is stale"
+                connect.kill()
+
+                # And back: a plain connect while the pairing code waits draws a QR again.
+                connect = LiveCommand("account", "connect", "switched", "--workspace", "acme", "--timeout", "60",
+                                      env={"BLAZZ_DATABASE_URL": url})
+                wait_for(lambda: qr_blocks(connect.stdout.split("pairing code:")[-1]), 60,
+                         message=lambda: f"a QR again: {connect.stdout!r} {connect.stderr!r}")
+                assert pairing_code(db, other["id"]) is None
+                connect.kill()
+
+                connect = LiveCommand("account", "connect", "switched", "--workspace", "acme", "--pair-phone",
+                                      second, "--timeout", "60", env={"BLAZZ_DATABASE_URL": url})
+                shown = wait_for(lambda: PAIRING.search(connect.stdout) or connect.proc.poll() is not None, 60,
+                                 message=lambda: f"a pairing code: {connect.stdout!r} {connect.stderr!r}")
+                assert shown is not True, (connect.stdout, connect.stderr)
                 fake.link(code=shown.group(1), phone=second)
                 assert connect.wait(60) == 0, (connect.stdout, connect.stderr)
             finally:
