@@ -85,6 +85,8 @@ class WebjsSettings:
     launch_args: list = setting([], "Extra Chromium command-line flags")
     user_agent: str | None = setting(None, "User agent; empty: Chromium's own")
     max_qr: int = setting(6, "QR rotations before a login attempt fails with qr_expired", min=1, max=100)
+    pairing_timeout: float = setting(180.0, "Seconds a pairing code is offered before the login fails with "
+                                            "pairing_code_expired", min=5, max=3600)
     checkpoint_interval: float = setting(300.0, "Seconds between login archives of a connected account",
                                          min=10, max=86400)
     start_timeout: float = setting(90.0, "Seconds for WhatsApp Web to load", min=5, max=3600)

@@ -298,3 +298,26 @@ def test_quickstart_interrupted_while_the_qr_is_shown_stops_its_daemon(fake, tmp
             proc.kill()
         if db is not None:
             db.dispose()
+
+
+def test_an_unanswered_pairing_code_expires_and_fails_the_login(cli, fake, tmp_path):
+    """A pairing code nobody enters ends like an unscanned QR: failed, and the browser is let go."""
+    from blazzctl.db import Database
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    migrate(url)
+    db = Database(url)
+    try:
+        assert cli("workspace", "create", "acme", db=url).code == 0
+        account = cli("account", "add", "--workspace", "acme", "--name", "slow", "--json", db=url).json()
+        with WebjsFleet(tmp_path / "fleet", url, fake.url, webjs={"pairing_timeout": 6}) as fleet:
+            fleet.start(1, host="host-a")
+            r = cli("account", "connect", "slow", "--workspace", "acme", "--pair-phone", "+6281234567809",
+                    "--timeout", "60", db=url)
+            assert r.code == 1, r
+            assert "pairing_code_expired" in r.stderr
+            row = account_row(db, account["id"])
+            assert row["status"] == "failed" and row["owner"] is None
+            assert pairing_code(db, account["id"]) is None
+    finally:
+        db.dispose()

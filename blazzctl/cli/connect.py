@@ -94,9 +94,23 @@ def _watch(st, command_id: int, timeout: float, *, quiet: bool):
 
     deadline = time.monotonic() + timeout
     grace_until = time.monotonic() + 10  # a daemon started just now needs a moment to register
+    interval = st.settings.daemon.heartbeat_interval
+    try:
+        return _poll(st, command_id, deadline, grace_until, interval, timeout, quiet=quiet)
+    except KeyboardInterrupt:
+        # The operator stopped waiting: the command ends here (a later daemon must not act on
+        # it, e.g. reuse its pairing phone); the account stays wanted online, as asked.
+        with st.db.session() as session:
+            commands.cancel(session, command_id=command_id, reason="interrupted")
+        raise
+
+
+def _poll(st, command_id: int, deadline: float, grace_until: float, interval: float, timeout: float, *,
+          quiet: bool):
+    from blazzctl.services import commands
+
     shown: tuple = ()
     warned = False
-    interval = st.settings.daemon.heartbeat_interval
     while True:
         with st.db.session() as session:
             now = commands.progress(session, command_id=command_id, heartbeat_interval=interval)

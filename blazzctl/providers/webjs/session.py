@@ -136,6 +136,7 @@ class WebjsSession:
             await self._on_qr(data["qr"])
         elif kind == "code":
             await self.emit(p.PairingCode(a, code=str(data["code"])))
+            self.spawn(self._expire_pairing_code())
         elif kind == "synced":
             await self._on_synced(data)
         elif kind == "logout":
@@ -180,6 +181,13 @@ class WebjsSession:
             return
         expires = datetime.now(timezone.utc) + timedelta(seconds=self.qr_lifetime)
         await self.emit(p.Qr(self.account_id, qr=qr, expires_at=expires, rotation=self.qr_count))
+
+    async def _expire_pairing_code(self) -> None:
+        """Like ``max_qr`` for QR codes: a code nobody enters does not keep a browser forever."""
+        await asyncio.sleep(self.cfg.pairing_timeout)
+        if not self.ready:
+            await self.emit(p.Failed(self.account_id, reason="pairing_code_expired",
+                                     detail=f"no phone entered the pairing code within {self.cfg.pairing_timeout:g} s"))
 
     async def _on_synced(self, me: dict) -> None:
         if self.ready:
