@@ -63,7 +63,7 @@ class BrowserWatch:
 
     def __init__(self, systemd: FakeSystemd, session_ids: dict[int, str], interval: float = 0.2) -> None:
         self.systemd, self.session_ids, self.interval = systemd, session_ids, interval
-        self.overlaps: list[tuple[int, set[int]]] = []
+        self.overlaps: list[tuple[float, int, set[tuple[int, int]]]] = []
         self.daemon_pids: set[int] = set()
         self.samples = 0
         self._stop = threading.Event()
@@ -80,7 +80,7 @@ class BrowserWatch:
     def sample(self) -> None:
         pids = {p for n in (1, 2) if (p := self.systemd.pid(n))}
         self.daemon_pids |= pids
-        holders: dict[int, set[int]] = defaultdict(set)
+        holders: dict[int, set[tuple[int, int]]] = defaultdict(set)
         for daemon_pid in self.daemon_pids:
             for proc in browser_processes(daemon_pid):
                 try:
@@ -92,11 +92,11 @@ class BrowserWatch:
                 data_dir = next((a for a in cmd if a.startswith("--user-data-dir=")), "")
                 for aid, sid in self.session_ids.items():
                     if sid and sid in data_dir:
-                        holders[aid].add(daemon_pid)
+                        holders[aid].add((daemon_pid, proc.pid))
         self.samples += 1
         for aid, owners in holders.items():
-            if len(owners) > 1:
-                self.overlaps.append((aid, owners))
+            if len({daemon for daemon, _ in owners}) > 1:
+                self.overlaps.append((round(time.monotonic(), 2), aid, owners))
 
     def __enter__(self) -> "BrowserWatch":
         self._thread.start()
@@ -150,7 +150,7 @@ class Timeline:
 
     def story(self) -> str:
         t0 = self.events[0][0] if self.events else 0.0
-        return "\n".join(f"{t - t0:7.2f} {kind} {key} {value}" for t, kind, key, value in self.events)
+        return "\n".join(f"{t - t0:7.2f} ({t:.2f}) {kind} {key} {value}" for t, kind, key, value in self.events)
 
     def __enter__(self) -> "Timeline":
         self._thread.start()
