@@ -49,6 +49,7 @@ class WebjsSession:
         self.last_qr_at: float | None = None
         self.qr_lifetime = 20.0
         self.tasks: set[asyncio.Task] = set()
+        self._launched: asyncio.Event | None = None  # set when launch() is over; close() waits for it
 
     @property
     def account_id(self) -> int:
@@ -66,6 +67,13 @@ class WebjsSession:
     # --- launch ---------------------------------------------------------------------------
 
     async def launch(self) -> None:
+        self._launched = asyncio.Event()
+        try:
+            await self._launch()
+        finally:
+            self._launched.set()
+
+    async def _launch(self) -> None:
         try:
             await asyncio.to_thread(self._restore)
         except archives.ArchiveError as exc:
@@ -77,14 +85,19 @@ class WebjsSession:
         removed = profile.remove_locks(self.profile)
         if removed:
             log.info("removed stale Chromium locks", extra={"account_id": self.account_id, "files": removed})
+        if self.closing:  # stopped while restoring: start no browser
+            return
         self.context = await self.provider.launch_context(self.profile)
+        if self.closing:  # stopped while Chromium was starting: close(), waiting for us, closes it
+            return
         await self.context.add_init_script(f"window.__blazzOptions = {json.dumps(self._page_options())};")
         await self.context.add_init_script(BRIDGE)
         await self.context.expose_binding("blazzEmit", self._on_binding)
         self.context.on("close", lambda _ctx: self._on_closed("the browser closed unexpectedly"))
         self.page = self.context.pages[0] if self.context.pages else await self.context.new_page()
         self.page.on("crash", lambda _page: self._on_closed("the page crashed"))
-        self.spawn(self._navigate())
+        if not self.closing:
+            self.spawn(self._navigate())
 
     def _page_options(self) -> dict:
         return {"pairPhone": self.spec.pair_phone.lstrip("+") if self.spec.pair_phone else None}
@@ -234,6 +247,10 @@ class WebjsSession:
         self.closing = True
         for task in list(self.tasks):
             task.cancel()
+        if self._launched is not None:
+            # A stop while Chromium is starting (a release for rebalance or drain, a lost lease)
+            # must not return before the browser exists: it would be left running, unowned.
+            await self._launched.wait()
         if self.context is not None:
             try:
                 await self.context.close()
