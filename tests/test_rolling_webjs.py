@@ -5,7 +5,12 @@ the built-in provider (real Chromium) pointed at the fake WhatsApp Web, on one M
 Two accounts are linked by scanning their QR codes through the fake and archived; the rolling
 restart must then replace both daemons and bring both accounts back to ``connected`` from their
 login archives/profiles: no QR shown, no new device linked on the phone, lease epochs that only
-increase, and never two daemons' browsers running the same session at once.
+increase, and never two daemons' browsers running the same session at once (this last check
+caught a browser left running, unowned, by a session released while Chromium was starting).
+
+The gate of the rolling restart is about daemons and leases (a new pid, a fresh heartbeat, no
+runnable account unowned), not sessions: it can pass while a handed-over account is still
+``starting``, so the test waits for ``connected`` after the command returns.
 """
 
 from __future__ import annotations
