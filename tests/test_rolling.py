@@ -148,3 +148,21 @@ def test_without_systemctl_nothing_is_restarted(host):
     assert result.code == 1
     assert "SYSTEMCTL='/nonexistent/systemctl' is not an executable" in result.stderr
     assert not [c for c in host.systemd.calls() if c.startswith("restart")]
+
+
+def test_accounts_failing_on_the_restarted_daemon_stop_the_roll(host):
+    """A new release whose sessions fail (here: the fake phone refuses them, as a release that
+    cannot decrypt the login archives would) must stop the roll at the first instance."""
+    import yaml
+
+    host.start()
+    doc = yaml.safe_load(host.config.read_text())
+    names = [f"acc-{i:05d}" for i in range(ACCOUNTS)]
+    doc["providers"]["webjs"]["options"]["fail_names"] = names  # read by the restarted daemons only
+    host.config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = host.restart("--rolling", "--timeout", "60")
+    assert result.code == 1, (result, host.systemd.logs())
+    assert "blazz-session@1.service did not become ready" in result.stderr
+    assert "accounts failed since the restart (reason: fake_failure)" in result.stderr
+    restarts = [c for c in host.systemd.calls() if c.startswith("restart")]
+    assert restarts == ["restart blazz-session@1.service"]  # instance 2 still runs what it ran

@@ -2,7 +2,11 @@
 
 A restarted instance is ready when its ``session_daemons`` row shows a new pid, status
 ``running`` and a heartbeat younger than three intervals written after the restart began,
-and no runnable account is left without a live lease. Accounts may stay unowned for
+no runnable account is left without a live lease, it holds accounts again (what it had, up to
+a fair share), and the sessions handed over have settled
+(none disconnected, starting or authenticated; waiting longer than the grace is not held
+against it). An account that went ``failed`` since the restart (a release that cannot
+decrypt the login archives, say) stops the roll at once. Accounts may stay unowned for
 ``daemon.unowned_grace`` seconds after the restart (the time the fleet takes to claim them
 back); longer, or past the timeout, or when systemd says the unit is not active, the restart
 stops there and raises OperationFailed naming the instance, so the instances after it keep
@@ -21,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 
 from blazzctl.db import Database, db_now
-from blazzctl.enums import DaemonStatus, DesiredState
+from blazzctl.enums import AccountStatus, DaemonStatus, DesiredState
 from blazzctl.errors import OperationFailed
 from blazzctl.models import SessionDaemon, WhatsAppAccount
 from blazzctl.services import health
@@ -57,6 +61,10 @@ class Snapshot:
     heartbeat_at: datetime | None
     accounts_owned: int
     unowned: int  # runnable accounts without a live lease
+    settling: int = 0  # runnable accounts whose session is between owners (disconnected, starting, authenticated)
+    failed: int = 0  # accounts that went failed since ``since``
+    failed_reason: str | None = None
+    fair_share: int = 0  # runnable accounts // live daemons: what a daemon holds once rebalanced
 
 
 def unit_name(instance: int) -> str:
@@ -112,7 +120,7 @@ class Gate:
         self.heartbeat_interval = settings.daemon.heartbeat_interval
         self.grace = settings.daemon.unowned_grace
 
-    def snapshot(self, name: str) -> Snapshot:
+    def snapshot(self, name: str, since=None) -> Snapshot:
         A = WhatsAppAccount
         with self.db.session() as s:
             now = s.scalar(select(db_now()))
@@ -122,21 +130,41 @@ class Gate:
                 or_(A.owner.is_(None), A.lease_expires_at.is_(None), A.lease_expires_at < db_now())))
             owned = s.scalar(select(func.count()).select_from(A).where(
                 A.owner == name, A.lease_expires_at >= db_now())) if row is not None else 0
+            settling = s.scalar(select(func.count()).select_from(A).where(
+                A.desired_state == DesiredState.RUNNING, A.deleted_at.is_(None),
+                A.status.in_([AccountStatus.DISCONNECTED, AccountStatus.STARTING, AccountStatus.AUTHENTICATED])))
+            failed = s.execute(select(func.count(), func.max(A.status_reason)).where(
+                A.deleted_at.is_(None), A.status == AccountStatus.FAILED, A.status_changed_at >= since)).one() \
+                if since is not None else (0, None)
+            runnable = s.scalar(select(func.count()).select_from(A).where(A.desired_state == DesiredState.RUNNING))
+            live = s.scalar(select(func.count()).select_from(SessionDaemon).where(
+                SessionDaemon.status == DaemonStatus.RUNNING,
+                SessionDaemon.heartbeat_at > db_now(-3 * self.heartbeat_interval)))
+        extra = {"settling": settling, "failed": failed[0], "failed_reason": failed[1],
+                 "fair_share": runnable // max(1, live)}
         if row is None:
-            return Snapshot(now, None, None, None, 0, unowned)
-        return Snapshot(now, row.pid, row.status, row.heartbeat_at, owned, unowned)
+            return Snapshot(now, None, None, None, 0, unowned, **extra)
+        return Snapshot(now, row.pid, row.status, row.heartbeat_at, owned, unowned, **extra)
 
     def wait(self, instance: int, name: str, before: Snapshot) -> Restarted:
         unit = unit_name(instance)
         started = time.monotonic()
         next_unit_check = started + UNIT_CHECK
         while True:
-            now = self.snapshot(name)
+            now = self.snapshot(name, since=before.now)
             daemon_ready = self._daemon_ready(now, before)
-            if daemon_ready and now.unowned == 0:
+            elapsed = time.monotonic() - started
+            if now.failed:  # e.g. the new release cannot decrypt the login archives: stop the roll here
+                self._fail(instance, f"{now.failed} accounts failed since the restart "
+                                     f"(reason: {now.failed_reason})", now, before)
+            # Ready: the daemon runs, every runnable account is owned again, the restarted daemon
+            # holds its share again (what it had, up to a fair share: its new code is running
+            # sessions), and those sessions have settled (connected, or waiting for a QR) - or the
+            # grace has passed.
+            reclaimed = now.accounts_owned >= min(before.accounts_owned, now.fair_share)
+            if daemon_ready and now.unowned == 0 and ((reclaimed and now.settling == 0) or elapsed > self.grace):
                 return Restarted(instance, unit, name, before.pid, now.pid, round(time.monotonic() - started, 2),
                                  now.accounts_owned)
-            elapsed = time.monotonic() - started
             if time.monotonic() >= next_unit_check:
                 next_unit_check = time.monotonic() + UNIT_CHECK
                 state = _unit_state(self.systemctl, unit)
