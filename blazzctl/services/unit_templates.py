@@ -1,5 +1,24 @@
 """The unit file templates rendered by ``blazzctl.services.units`` (``str.format`` fields)."""
 
+# The sandboxing both services share; ``{hardening}`` in a template (itself formatted first).
+HARDENING = """\
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome={protect_home}
+PrivateTmp=yes
+PrivateDevices=yes
+PrivateMounts=yes
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+"""
+
 TARGET_UNIT = """\
 {origin}
 [Unit]
@@ -51,22 +70,7 @@ TasksMax={tasks_max}
 
 # Hardening that Chromium tolerates: no MemoryDenyWriteExecute (V8's JIT), user/pid/net
 # namespaces and chroot allowed (its sandbox).
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome={protect_home}
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=user pid net
+{hardening}RestrictNamespaces=user pid net
 LockPersonality=yes
 CapabilityBoundingSet=
 AmbientCapabilities=
@@ -103,22 +107,7 @@ StateDirectory=blazz
 StateDirectoryMode=0700
 TimeoutStartSec={t_sync_timeout}
 
-NoNewPrivileges=yes
-ProtectSystem=strict
-ProtectHome={protect_home}
-PrivateTmp=yes
-PrivateDevices=yes
-PrivateMounts=yes
-ProtectKernelTunables=yes
-ProtectKernelModules=yes
-ProtectKernelLogs=yes
-ProtectControlGroups=yes
-ProtectClock=yes
-ProtectHostname=yes
-ProtectProc=invisible
-RestrictSUIDSGID=yes
-RestrictRealtime=yes
-RestrictNamespaces=yes
+{hardening}RestrictNamespaces=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
 CapabilityBoundingSet=

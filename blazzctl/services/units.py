@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blazzctl.errors import InvalidInput, OperationFailed
-from blazzctl.services.unit_templates import SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
+from blazzctl.services.unit_templates import HARDENING, SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
 from blazzctl.settings import DaemonSettings, Settings
 
 SYSTEM_DIR = Path("/etc/systemd/system")
@@ -100,6 +100,7 @@ def render(settings: Settings, *, instances: int, prefix: Path | str | None = No
         sync_on_calendar=SYNC_ON_CALENDAR, t_sync_timeout=SYNC_WAIT_SEC + 120,
         **{f"t_{name}": value for name, value in vars(t).items()},
     )
+    values = {**values, "hardening": HARDENING.format(**values)}
     return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values),
             SYNC_UNIT: SYNC_SERVICE.format(**values), SYNC_TIMER_UNIT: SYNC_TIMER.format(**values)}
 
