@@ -28,6 +28,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchdoc import write_section  # bench/ is the script's own directory, first on sys.path
+
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:cli_startup -->", "<!-- /bench:cli_startup -->"
@@ -196,17 +198,6 @@ def render(results: dict[str, dict[str, float]], runs: int, imports, forbidden, 
     return "\n".join(lines) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
-        "# Benchmarks\n\nFigures measured on the development machine; each section names its script, "
-        "the machine and the date. Timing is never asserted by the test suite.\n\n")
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -240,7 +231,7 @@ def main() -> int:
     section = render(results, args.runs, imports, forbidden, where, split)
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, BEGIN, END, DOC)
         print(f"wrote {DOC.relative_to(REPO)}")
     return 0
 

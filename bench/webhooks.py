@@ -31,24 +31,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from benchdoc import write_section  # noqa: E402  (bench/ is the script's own directory)
 DOC = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- bench:webhooks -->", "<!-- /bench:webhooks -->"
 
-CHILD = """
-import asyncio, signal, sys
-from blazzctl.db import Database
-from blazzctl.settings import load_settings
-from daemons.session.webhooks import run_dispatcher
-
-async def main():
-    settings = load_settings()
-    db = Database.from_settings(settings)
-    stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    await run_dispatcher(db, settings, sys.argv[1], stopping)
-
-asyncio.run(main())
-"""
 
 
 def receiver_main(port_out, control, ready) -> None:
@@ -185,6 +172,8 @@ def run(args, where: str) -> dict:
     receiver = ctx.Process(target=receiver_main, args=(port, their_end, ready), daemon=True)
     receiver.start()
     ready.wait(10)
+    from tests.webhook_support import CHILD
+
     db, url, private = setup_database(args.server_url, tmp)
     procs: list[subprocess.Popen] = []
     out: dict = {"where": where, "database": "private mariadbd (as the tests start it)" if private else "given server"}
@@ -256,17 +245,6 @@ def render(r: dict) -> str:
         "`CASE id` for per-row values).", "", END]) + "\n"
 
 
-def write_section(section: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else (
-        "# Benchmarks\n\nFigures measured on the development machine; each section names its script, "
-        "the machine and the date. Timing is never asserted by the test suite.\n\n")
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text, encoding="utf-8")
-
-
 def machine() -> str:
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (f"{platform.node() or 'host'}: {os.cpu_count()} cores, Linux {platform.release()}, "
@@ -284,7 +262,7 @@ def main() -> None:
     section = render(run(args, machine()))
     print(section)
     if args.write:
-        write_section(section)
+        write_section(section, BEGIN, END, DOC)
         print(f"wrote {DOC.relative_to(REPO)}")
 
 

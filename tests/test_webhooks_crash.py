@@ -17,25 +17,10 @@ from standardwebhooks import Webhook
 from blazzctl.db import Database
 from blazzctl.services import events, schema
 from tests.fakes.webhook_receiver import Receiver
-from tests.webhook_support import add_endpoint, count, wait_until, workspace_with_account
+from tests.webhook_support import CHILD, add_endpoint, count, wait_until, workspace_with_account
 
 REPO = Path(__file__).resolve().parent.parent
 
-CHILD = """
-import asyncio, signal, sys
-from blazzctl.db import Database
-from blazzctl.settings import load_settings
-from daemons.session.webhooks import run_dispatcher
-
-async def main():
-    settings = load_settings()
-    db = Database.from_settings(settings)
-    stopping = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
-    await run_dispatcher(db, settings, sys.argv[1], stopping)
-
-asyncio.run(main())
-"""
 
 
 def start_dispatcher(config: Path, name: str) -> subprocess.Popen:

@@ -92,3 +92,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
+
+# A dispatcher process as the daemon runs it: `python -c CHILD NAME` (crash tests, bench/webhooks.py).
+CHILD = """
+import asyncio, signal, sys
+from blazzctl.db import Database
+from blazzctl.settings import load_settings
+from daemons.session.webhooks import run_dispatcher
+
+async def main():
+    settings = load_settings()
+    db = Database.from_settings(settings)
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    await run_dispatcher(db, settings, sys.argv[1], stopping)
+
+asyncio.run(main())
+"""

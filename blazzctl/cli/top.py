@@ -57,8 +57,8 @@ def watch(snapshot, interval: float) -> None:
                 except Exception as exc:  # the database went away: say so, keep watching
                     view = _error(exc)
                 live.update(view, refresh=True)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is the other way to quit: exit 0
+    except KeyboardInterrupt:  # Ctrl-C is the other way to quit: exit 0
+        return
 
 
 class _Keys:
