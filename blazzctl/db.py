@@ -14,7 +14,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import DateTime, event, exc, types
-from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +30,8 @@ class UTCDateTime(types.TypeDecorator):
 
     def load_dialect_impl(self, dialect):
         if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql  # not imported on SQLite (CLI start-up)
+
             return dialect.type_descriptor(mysql.DATETIME(fsp=6))
         return dialect.type_descriptor(DateTime())
 

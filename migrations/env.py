@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from blazzctl.models import Base
+from blazzctl.services.schema import add_mysql_table_options
 
 target_metadata = Base.metadata
 
@@ -18,6 +19,7 @@ def run() -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite needs table rebuilds for ALTER
         compare_type=True,
+        process_revision_directives=add_mysql_table_options,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -141,8 +141,8 @@ class ServerHandle:
     def __init__(self, url: str, private: PrivateMariaDB | None) -> None:
         self.url, self.private = url, private
 
-    def create_database(self) -> str:
-        """A fresh, empty database on this server; returns its URL."""
+    def create_database(self, charset: str = "utf8mb4 COLLATE utf8mb4_bin") -> str:
+        """A fresh, empty database on this server (default character set ``charset``); returns its URL."""
         import pymysql
         from sqlalchemy.engine import make_url
 
@@ -151,7 +151,7 @@ class ServerHandle:
         conn = pymysql.connect(host=parsed.host, port=parsed.port or 3306, user=parsed.username,
                                password=parsed.password or "")
         with conn.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+            cur.execute(f"CREATE DATABASE {name} CHARACTER SET {charset}")
         conn.close()
         return f"{self.url}/{name}"
 

@@ -54,18 +54,18 @@ def list_(workspace: WorkspaceOption = None,
 
     with state(config).db.session() as session:
         ws = refs.workspace(session, workspace) if workspace else None
-        rows = [views.account(a) for a in accounts.list_accounts(session, workspace=ws, status=status,
-                                                                  limit=limit, after=after)]
+        rows, more = output.page([views.account(a) for a in accounts.list_accounts(
+            session, workspace=ws, status=status, limit=limit + 1, after=after)], limit)
     if json:
         output.emit_json(rows)
-        if len(rows) == limit:  # stdout stays pure JSON; scripts see the hint on stderr
+        if more:  # stdout stays pure JSON; scripts see the hint on stderr
             output.warn(f"more accounts: --after {rows[-1]['id']}")
         return
     output.table(["ID", "WORKSPACE", "NAME", "PHONE", "STATUS", "PRIMARY", "OWNER"],
                  ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],
                    "yes" if r["is_primary"] else "", r["owner"]] for r in rows),
                  empty="no accounts: blazzctl account add --workspace WS --name NAME")
-    if len(rows) == limit:
+    if more:
         output.say(f"next page: --after {rows[-1]['id']}")
 
 
@@ -158,3 +158,10 @@ def _render(view: dict, json: bool, message: str | None = None) -> None:
         output.say(message)
     else:
         output.fields(list(view.items()))
+
+
+# Logging in and out are account commands too; they live in their own module.
+from blazzctl.cli import connect  # noqa: E402  (connect imports RefArgument from here)
+
+for _name in ("connect", "disconnect", "reconnect", "logout", "qr"):
+    app.command(_name)(getattr(connect, _name))

@@ -36,7 +36,8 @@ def list_chats(ref: RefArgument, workspace: WorkspaceOption = None,
     with state(config).db.session() as session:
         account = refs.account(session, ref, workspace_ref=workspace)
         rows = [views_sync.chat(c) for c in chats.list_chats(session, account_id=account.id, chat_type=type_,
-                                                             unread=unread, limit=limit, before=before)]
+                                                             unread=unread, limit=limit + 1, before=before)]
+        rows, more = output.page(rows, limit)
     if json:
         output.emit_json(rows)
         return
@@ -44,7 +45,7 @@ def list_chats(ref: RefArgument, workspace: WorkspaceOption = None,
                  ([r["id"], r["jid"], r["chat_type"], r["name"], r["unread_count"], r["last_message_at"],
                    _short(r["last_message"])] for r in rows),
                  empty="no chats: sync them with `blazzctl sync run REF --wait`")
-    if len(rows) == limit:
+    if more:
         output.say(f"next page: --before {rows[-1]['id']}")
 
 
@@ -63,8 +64,8 @@ def list_contacts(ref: RefArgument, workspace: WorkspaceOption = None, limit: in
 
     with state(config).db.session() as session:
         account = refs.account(session, ref, workspace_ref=workspace)
-        rows = [views_sync.contact(c) for c in chats.list_contacts(session, account_id=account.id, limit=limit,
-                                                                   after=after)]
+        rows, more = output.page([views_sync.contact(c) for c in chats.list_contacts(
+            session, account_id=account.id, limit=limit + 1, after=after)], limit)
     if json:
         output.emit_json(rows)
         return
@@ -72,7 +73,7 @@ def list_contacts(ref: RefArgument, workspace: WorkspaceOption = None, limit: in
                  ([r["id"], r["jid"], r["phone_number"], r["name"], r["push_name"],
                    "yes" if r["is_business"] else ""] for r in rows),
                  empty="no contacts: sync them with `blazzctl sync run REF --kind contacts --wait`")
-    if len(rows) == limit:
+    if more:
         output.say(f"next page: --after {rows[-1]['id']}")
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import typer
-from typer.core import TyperGroup
 
 from blazzctl import __version__
-from blazzctl.cli import context
+from blazzctl.cli import context, lazy
 from blazzctl.cli.context import ConfigOption
 from blazzctl.errors import BlazzError
 from blazzctl.cli import fastparams
@@ -21,8 +21,39 @@ def report(error: BlazzError) -> None:
     sys.stderr.write(f"error: {error}\n")
 
 
-class BlazzGroup(TyperGroup):
-    """Maps our errors to exit codes; operators never see a traceback for an expected failure."""
+# The command tree, in the order help lists it: name -> (module of blazzctl.cli, attribute[, click
+# class]). A Typer app becomes a group of commands, a function one command. A module is imported
+# only when its command runs (or when help lists every command), and a group builds only the
+# command that runs (`blazzctl/cli/lazy.py`): start-up does not grow with the number of commands.
+TREE: dict[str, tuple[str, ...]] = {
+    "init": ("init", "init"), "quickstart": ("quickstart", "quickstart"),
+    "health": ("health", "health", "HealthCommand"), "top": ("top", "top"),
+    "config": ("config", "app"), "db": ("db", "app"), "workspace": ("workspace", "app"),
+    "account": ("account", "app"), "audit": ("audit", "app"), "daemon": ("daemon", "app"), "key": ("key", "app"),
+    "message": ("message", "app"), "webhook": ("webhook", "app"), "units": ("units", "app"),
+    "sync": ("sync", "app"), "chat": ("chat", "chat_app"), "contact": ("chat", "contact_app"),
+    "group": ("chat", "group_app"),
+}
+
+
+def load_command(name: str):
+    """The click command of ``name`` in TREE."""
+    import importlib
+
+    module_name, attribute, *command_class = TREE[name]
+    module = importlib.import_module(f"blazzctl.cli.{module_name}")
+    target = getattr(module, attribute)
+    style = {"rich_markup_mode": app.rich_markup_mode, "pretty_exceptions_short": app.pretty_exceptions_short}
+    if isinstance(target, typer.Typer):
+        return lazy.group(target, name, **style)
+    return lazy.command(target, name, cls=getattr(module, command_class[0]) if command_class else None, **style)
+
+
+class BlazzGroup(lazy.LazyGroup):
+    """The root command: its commands come from TREE, and it maps our errors to exit codes
+    (operators never see a traceback for an expected failure)."""
+
+    lazy = {name: functools.partial(load_command, name) for name in TREE}
 
     def invoke(self, ctx):
         try:
@@ -39,7 +70,7 @@ class BlazzGroup(TyperGroup):
 
 app = typer.Typer(
     cls=BlazzGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None, suggest_commands=False, context_settings={"help_option_names": ["-h", "--help"]},
     help="Operate blazz: workspaces, WhatsApp accounts, session daemons and the database.\n\n"
          "Example: blazzctl account list --workspace acme")
 
@@ -56,46 +87,6 @@ def main(config: ConfigOption = None,
                                       help="Print the version and exit.")) -> None:
     """blazz keeps many WhatsApp Web accounts connected."""
     context.reset(config)
-
-
-def _register() -> None:
-    from blazzctl.cli import account, audit, config, db, init, workspace
-
-    app.add_typer(config.app, name="config")
-    app.add_typer(db.app, name="db")
-    app.command("init")(init.init)
-    app.add_typer(workspace.app, name="workspace")
-    app.add_typer(account.app, name="account")
-    from blazzctl.cli import connect
-
-    for name in ("connect", "disconnect", "reconnect", "logout", "qr"):
-        account.app.command(name)(getattr(connect, name))
-    app.add_typer(audit.app, name="audit")
-    from blazzctl.cli import daemon, health
-
-    app.add_typer(daemon.app, name="daemon")
-    from blazzctl.cli import key, quickstart
-
-    app.add_typer(key.app, name="key")
-    from blazzctl.cli import message
-
-    app.add_typer(message.app, name="message")
-    app.command("quickstart")(quickstart.quickstart)
-    app.command("health", cls=health.HealthCommand)(health.health)
-    from blazzctl.cli import webhook
-    app.add_typer(webhook.app, name="webhook")
-    from blazzctl.cli import units
-    app.add_typer(units.app, name="units")
-    from blazzctl.cli import chat, sync
-    app.add_typer(sync.app, name="sync")
-    app.add_typer(chat.chat_app, name="chat")
-    app.add_typer(chat.contact_app, name="contact")
-    app.add_typer(chat.group_app, name="group")
-    from blazzctl.cli import top
-    app.command("top")(top.top)
-
-
-_register()
 
 
 def run() -> None:

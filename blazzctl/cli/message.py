@@ -98,14 +98,15 @@ def list_(ref: Optional[str] = typer.Argument(None, metavar="[REF]", help="Accou
         ws = refs.workspace(session, workspace) if workspace and not ref else None
         rows = [views.message(m) for m in messages.list_messages(
             session, account_id=account.id if account else None, workspace_id=ws.id if ws else None, chat=chat,
-            status=status, direction=direction, limit=limit, before=before)]
+            status=status, direction=direction, limit=limit + 1, before=before)]
+        rows, more = output.page(rows, limit)
     if json:
         output.emit_json(rows)
-        if len(rows) == limit:  # stdout stays pure JSON; scripts see the hint on stderr
+        if more:  # stdout stays pure JSON; scripts see the hint on stderr
             output.warn(f"more messages: --before {rows[-1]['id']}")
         return
     output.table(["ID", "TIME", "DIR", "CHAT", "TYPE", "STATUS", "BODY"],
                  ([r["id"], r["created_at"], r["direction"], r["chat_jid"], r["type"], r["status"],
                    (r["body"] or "")[:60]] for r in rows), empty="no messages")
-    if len(rows) == limit:
+    if more:
         output.say(f"next page: --before {rows[-1]['id']}")

@@ -56,3 +56,9 @@ def say(message: str) -> None:
 
 def warn(message: str) -> None:
     sys.stderr.write(message + "\n")
+
+
+def page(rows: list, limit: int) -> tuple[list, bool]:
+    """Rows fetched with ``limit + 1``: the page (at most ``limit`` rows) and whether more follow,
+    so "next page" is shown only when there is one."""
+    return rows[:limit], len(rows) > limit

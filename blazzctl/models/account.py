@@ -8,13 +8,13 @@ from sqlalchemy import BigInteger, Computed, ForeignKey, Index, String, Text, Un
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from blazzctl.enums import AccountStatus, DesiredState, ProviderType
-from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, UuidMixin, enum_column, table_args
+from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, UuidMixin, enum_column
 from blazzctl.models.workspace import Workspace
 
 
 class WhatsAppAccount(IdMixin, UuidMixin, TimestampMixin, Base):
     __tablename__ = "whatsapp_accounts"
-    __table_args__ = table_args(
+    __table_args__ = (
         # One primary per workspace, enforced by the database: the generated column is the
         # workspace id for the primary account and NULL otherwise (NULLs never collide).
         UniqueConstraint("primary_workspace_id", name="uq_whatsapp_accounts_one_primary"),

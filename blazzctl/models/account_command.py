@@ -8,12 +8,12 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import CommandKind, CommandStatus
-from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, table_args, utcnow
+from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, utcnow
 
 
 class AccountCommand(IdMixin, UuidMixin, Base):
     __tablename__ = "account_commands"
-    __table_args__ = table_args(Index("ix_account_commands_account_status", "whatsapp_account_id", "status", "id"))
+    __table_args__ = (Index("ix_account_commands_account_status", "whatsapp_account_id", "status", "id"),)
 
     whatsapp_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("whatsapp_accounts.id", ondelete="CASCADE"))
     command: Mapped[CommandKind] = enum_column(CommandKind)

@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import JSON, BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blazzctl.models.base import Base, IdMixin, table_args, utcnow
+from blazzctl.models.base import Base, IdMixin, utcnow
 
 
 class AuditEvent(IdMixin, Base):
     __tablename__ = "audit_events"
-    __table_args__ = table_args(Index("ix_audit_events_workspace_id", "workspace_id", "id"))
+    __table_args__ = (Index("ix_audit_events_workspace_id", "workspace_id", "id"),)
 
     workspace_id: Mapped[int | None] = mapped_column(BigInteger)
     os_user: Mapped[str] = mapped_column(String(64))

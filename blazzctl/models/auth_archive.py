@@ -8,7 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, UniqueConstr
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blazzctl.models.base import Base, BigId, IdMixin, table_args, utcnow
+from blazzctl.models.base import Base, BigId, IdMixin, utcnow
 
 # Chunks stay well below MySQL's default max_allowed_packet (16 MB on 8.0/10.6+, 4 MB on older).
 CHUNK_BYTES = 512 * 1024
@@ -16,7 +16,7 @@ CHUNK_BYTES = 512 * 1024
 
 class AuthArchive(IdMixin, Base):
     __tablename__ = "auth_archives"
-    __table_args__ = table_args(UniqueConstraint("whatsapp_account_id", "version"))
+    __table_args__ = (UniqueConstraint("whatsapp_account_id", "version"),)
 
     whatsapp_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("whatsapp_accounts.id", ondelete="CASCADE"))
     version: Mapped[int]
@@ -31,7 +31,6 @@ class AuthArchive(IdMixin, Base):
 
 class AuthArchiveChunk(Base):
     __tablename__ = "auth_archive_chunks"
-    __table_args__ = table_args()
 
     archive_id: Mapped[int] = mapped_column(BigId, ForeignKey("auth_archives.id", ondelete="CASCADE"),
                                             primary_key=True)

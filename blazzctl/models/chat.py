@@ -8,12 +8,12 @@ from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import ChatType, ProviderType
-from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, enum_column, table_args
+from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, enum_column
 
 
 class Chat(IdMixin, TimestampMixin, Base):
     __tablename__ = "chats"
-    __table_args__ = table_args(
+    __table_args__ = (
         UniqueConstraint("whatsapp_account_id", "jid"),
         Index("ix_chats_account_last_message", "whatsapp_account_id", "last_message_at", "id"),
         Index("ix_chats_workspace_type", "workspace_id", "chat_type"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, table_args
+from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin
 
 
 class Contact(IdMixin, TimestampMixin, Base):
     __tablename__ = "contacts"
-    __table_args__ = table_args(
+    __table_args__ = (
         UniqueConstraint("whatsapp_account_id", "jid"),
         Index("ix_contacts_workspace_phone", "workspace_id", "phone_number"),
     )

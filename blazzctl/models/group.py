@@ -7,12 +7,12 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, table_args
+from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin
 
 
 class Group(IdMixin, TimestampMixin, Base):
     __tablename__ = "wa_groups"
-    __table_args__ = table_args(UniqueConstraint("whatsapp_account_id", "jid"))
+    __table_args__ = (UniqueConstraint("whatsapp_account_id", "jid"),)
 
     workspace_id: Mapped[int] = mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"))
     whatsapp_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("whatsapp_accounts.id", ondelete="CASCADE"))
@@ -27,7 +27,7 @@ class Group(IdMixin, TimestampMixin, Base):
 
 class GroupParticipant(IdMixin, Base):
     __tablename__ = "wa_group_participants"
-    __table_args__ = table_args(UniqueConstraint("group_id", "jid"))
+    __table_args__ = (UniqueConstraint("group_id", "jid"),)
 
     group_id: Mapped[int] = mapped_column(BigId, ForeignKey("wa_groups.id", ondelete="CASCADE"))
     jid: Mapped[str] = mapped_column(String(100))

@@ -8,12 +8,12 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import Direction, MessageStatus
-from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, table_args, utcnow
+from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, utcnow
 
 
 class Message(IdMixin, UuidMixin, Base):
     __tablename__ = "messages"
-    __table_args__ = table_args(
+    __table_args__ = (
         UniqueConstraint("whatsapp_account_id", "wa_message_id"),
         UniqueConstraint("whatsapp_account_id", "idempotency_key"),
         Index("ix_messages_chat_created", "chat_id", "created_at", "id"),

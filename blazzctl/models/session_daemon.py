@@ -8,12 +8,11 @@ from sqlalchemy import BigInteger, Float, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import DaemonStatus
-from blazzctl.models.base import Base, IdMixin, enum_column, table_args
+from blazzctl.models.base import Base, IdMixin, enum_column
 
 
 class SessionDaemon(IdMixin, Base):
     __tablename__ = "session_daemons"
-    __table_args__ = table_args()
 
     name: Mapped[str] = mapped_column(String(150), unique=True)  # host:instance
     host: Mapped[str] = mapped_column(String(100))

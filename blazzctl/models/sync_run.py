@@ -8,12 +8,12 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import SyncKind, SyncStatus
-from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, table_args, utcnow
+from blazzctl.models.base import Base, BigId, IdMixin, UuidMixin, enum_column, utcnow
 
 
 class SyncRun(IdMixin, UuidMixin, Base):
     __tablename__ = "sync_runs"
-    __table_args__ = table_args(Index("ix_sync_runs_account_status", "whatsapp_account_id", "status"))
+    __table_args__ = (Index("ix_sync_runs_account_status", "whatsapp_account_id", "status"),)
 
     whatsapp_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("whatsapp_accounts.id", ondelete="CASCADE"))
     kind: Mapped[SyncKind] = enum_column(SyncKind, default=SyncKind.ALL)

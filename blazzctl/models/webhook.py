@@ -8,12 +8,11 @@ from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String, Text, Unique
 from sqlalchemy.orm import Mapped, mapped_column
 
 from blazzctl.enums import DeliveryStatus
-from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, UuidMixin, enum_column, table_args, utcnow
+from blazzctl.models.base import Base, BigId, IdMixin, TimestampMixin, UuidMixin, enum_column, utcnow
 
 
 class WebhookEndpoint(IdMixin, UuidMixin, TimestampMixin, Base):
     __tablename__ = "webhook_endpoints"
-    __table_args__ = table_args()
 
     workspace_id: Mapped[int] = mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
@@ -27,7 +26,7 @@ class WebhookDelivery(IdMixin, Base):
     """One event for one endpoint: written in the transaction of the change that caused it."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = table_args(
+    __table_args__ = (
         UniqueConstraint("endpoint_id", "event_id"),
         # The dispatcher's claim: due pending rows in time order.
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at", "id"),

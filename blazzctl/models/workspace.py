@@ -5,11 +5,10 @@ from __future__ import annotations
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from blazzctl.models.base import Base, IdMixin, TimestampMixin, UuidMixin, table_args
+from blazzctl.models.base import Base, IdMixin, TimestampMixin, UuidMixin
 
 
 class Workspace(IdMixin, UuidMixin, TimestampMixin, Base):
     __tablename__ = "workspaces"
-    __table_args__ = table_args()
 
     name: Mapped[str] = mapped_column(String(100), unique=True)

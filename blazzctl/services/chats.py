@@ -17,7 +17,8 @@ MAX_LIMIT = 1000
 
 
 def check_limit(limit: int) -> int:
-    if not 1 <= limit <= MAX_LIMIT:
+    """A page size; MAX_LIMIT + 1 is allowed for a full page plus one row that tells whether more follow."""
+    if not 1 <= limit <= MAX_LIMIT + 1:
         raise InvalidInput(f"--limit must be from 1 to {MAX_LIMIT}, not {limit}")
     return limit
 
