@@ -9,7 +9,7 @@ import typer
 
 from blazzctl.cli import output
 from blazzctl.cli.account import RefArgument
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, keep_running, state
 from blazzctl.errors import OperationFailed
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="Wait for the outcome (default) or return at once.")
@@ -111,6 +111,7 @@ def _poll(st, command_id: int, deadline: float, grace_until: float, interval: fl
 
     shown: tuple = ()
     warned = False
+    keep_running()
     while True:
         with st.db.session() as session:
             now = commands.progress(session, command_id=command_id, heartbeat_interval=interval)

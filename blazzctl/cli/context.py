@@ -52,6 +52,14 @@ class State:
 STATE = State()
 
 
+def keep_running() -> None:
+    """For commands that keep running (a loop, a supervisor): the cyclic garbage collector back on
+    (`blazzctl` turns it off for its start-up, see ``blazzctl.cli.main.run``)."""
+    import gc
+
+    gc.enable()
+
+
 def state(config: str | None = None) -> State:
     """The invocation's state; ``config`` is a --config given after the subcommand."""
     return STATE.use_config(config)

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, JsonOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, keep_running, state
 
 app = typer.Typer(no_args_is_help=True, help="List session daemons; run them in the foreground; restart them.")
 
@@ -46,6 +46,7 @@ def run(instances: int = typer.Option(None, "--instances", "-n", min=1, max=64,
     """
     from daemons.supervisor import run_foreground
 
+    keep_running()
     st = state(config)
     count = instances or st.settings.daemon.instances
     raise typer.Exit(run_foreground(count, st.config_path))

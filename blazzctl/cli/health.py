@@ -8,7 +8,7 @@ import typer
 from typer.core import TyperCommand
 
 from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, JsonOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, keep_running, state
 
 
 class HealthCommand(TyperCommand):
@@ -34,6 +34,8 @@ def health(config: ConfigOption = None, json: JsonOption = False,
 
     st = state(config)
     deadline = time.monotonic() + wait
+    if wait:
+        keep_running()
     while True:
         report = checks.evaluate(lambda: st.settings)
         if report.state == checks.State.OK or time.monotonic() >= deadline:

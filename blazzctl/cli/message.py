@@ -9,7 +9,7 @@ import typer
 
 from blazzctl.cli import output
 from blazzctl.cli.account import RefArgument
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, keep_running, state
 from blazzctl.errors import InvalidInput, OperationFailed
 
 app = typer.Typer(no_args_is_help=True, help="Send messages and list them.")
@@ -65,6 +65,7 @@ def _wait(st, message_id: int, until: str, timeout: float, *, quiet: bool) -> di
     from blazzctl.services import messages
 
     deadline, last = time.monotonic() + timeout, None
+    keep_running()
     while True:
         with st.db.session() as session:
             view = views.message(messages.get(session, message_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, state
+from blazzctl.cli.context import ConfigOption, keep_running, state
 from blazzctl.errors import OperationFailed
 
 
@@ -24,6 +24,7 @@ def quickstart(workspace: str = typer.Option("default", "--workspace", "-w", hel
     from blazzctl.services import quickstart as qs
     from daemons.supervisor import Supervisor
 
+    keep_running()
     st = state(config)
     url = st.settings.providers.webjs.url
     qs.check_reachable(url)

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, keep_running, state
 from blazzctl.errors import InvalidInput, OperationFailed
 
 app = typer.Typer(no_args_is_help=True, help="Sync chats, contacts and groups from WhatsApp (by hand or from cron).")
@@ -109,6 +109,7 @@ def _wait(st, run_ids: list[int], timeout: float, *, progress: bool) -> tuple[li
     """Poll the runs until all finished or the timeout; returns (views, timed out)."""
     deadline = time.monotonic() + timeout
     bar = _Bar(len(run_ids)) if progress else None
+    keep_running()
     try:
         while True:
             views = _fetch(st, run_ids)

@@ -9,7 +9,7 @@ import time
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, JsonOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, keep_running, state
 
 QUIT_KEYS = (b"q", b"Q")
 
@@ -40,6 +40,7 @@ def top(config: ConfigOption = None, json: JsonOption = False,
         width = None if sys.stdout.isatty() else 160  # piped: wide enough never to fold a row
         Console(highlight=False, width=width).print(render(snapshot()))
         return
+    keep_running()
     watch(snapshot, interval)
 
 
