@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blazzctl.models import AuditEvent, WhatsAppAccount, Workspace
+if TYPE_CHECKING:
+    from blazzctl.models import AuditEvent, WhatsAppAccount, Workspace
 
 
 def iso(value: datetime | None) -> str | None:
