@@ -28,6 +28,9 @@ def account(acc: WhatsAppAccount) -> dict[str, Any]:
         "desired_state": str(acc.desired_state), "owner": acc.owner,
         "connected_at": iso(acc.connected_at), "last_activity_at": iso(acc.last_activity_at),
         "created_at": iso(acc.created_at), "auth_saved_at": iso(acc.auth_saved_at),
+        # why it is in its state
+        "status_reason": acc.status_reason, "status_changed_at": iso(acc.status_changed_at),
+        "last_error": acc.last_error,
     }
 
 

@@ -19,8 +19,9 @@ THIS_TREE = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.g
 ACCOUNT_KEYS = {"id", "uuid", "workspace_id", "workspace", "name", "session_id", "phone_number",
                 "provider_type", "status", "is_primary", "desired_state", "owner", "connected_at",
                 "last_activity_at", "created_at"}
-# Added by a later issue (login archives); every other key is exactly the foundation issue's list.
-LATER_ACCOUNT_KEYS = {"auth_saved_at"}
+# Added later (login archives; why an account is in its state); every other key is exactly the
+# foundation issue's list.
+LATER_ACCOUNT_KEYS = {"auth_saved_at", "status_reason", "status_changed_at", "last_error"}
 WORKSPACE_KEYS = {"id", "uuid", "name", "created_at"}
 
 ODD_NAMES = ["O'Brien \"quoted\"", "x'); DROP TABLE whatsapp_accounts; --", "Toko 🛒 Jaya 🇮🇩",

@@ -1,5 +1,5 @@
-"""`blazzctl` starts with the cyclic garbage collector off (start-up time); commands that keep
-running turn it back on, so a long `daemon run` or a wait does not pile up cyclic garbage."""
+"""How `blazzctl` starts: the cyclic garbage collector off (start-up time) and back on for
+commands that keep running; command modules that load on their own, in any order."""
 
 from __future__ import annotations
 
@@ -57,3 +57,17 @@ def test_waiting_turns_the_collector_back_on(migrated_url, monkeypatch, collecto
     finally:
         context.STATE.close()
     assert gc.isenabled()
+
+
+def test_every_command_module_imports_on_its_own():
+    """Commands load lazily, so any command module can be the first one imported (quickstart
+    imports connect first, say): none may depend on another having been imported before it."""
+    from blazzctl.cli.main import TREE
+
+    modules = sorted({f"blazzctl.cli.{module}" for module, *_ in TREE.values()}
+                     | {f"blazzctl.cli.{p.stem}" for p in (REPO / "blazzctl" / "cli").glob("*.py")})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for module in modules:
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, (module, proc.stderr[-2000:])

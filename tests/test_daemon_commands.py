@@ -146,3 +146,22 @@ def _journal(fleet):
     if not fleet.journal.exists():
         return []
     return [json.loads(line) for line in fleet.journal.read_text().splitlines() if line.strip()]
+
+
+def test_a_finished_command_keeps_its_outcome(database):
+    """The account failed (finishing its connect command with the reason) while the daemon was
+    taking the command: the daemon's later "not owned any more" must not replace the reason."""
+    from blazzctl.enums import CommandKind, CommandStatus
+    from blazzctl.models import AccountCommand
+    from blazzctl.services import accounts, commands, workspaces
+    from daemons.session.status import StatusWriter
+
+    with database.session() as s:
+        account = accounts.add(s, workspace=workspaces.create(s, name="acme"), name="sales")
+        command_id = commands.request(s, account=account, kind=CommandKind.CONNECT).id
+    writer = StatusWriter(database, "host-a:1")
+    writer.finish_command(command_id, CommandStatus.FAILED, "fake_failure")
+    writer.finish_command(command_id, CommandStatus.FAILED, "account not owned any more")
+    with database.session() as s:
+        row = s.get(AccountCommand, command_id)
+        assert (row.status, row.result) == (CommandStatus.FAILED, "fake_failure")

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Optional
 
 import typer
 
-from blazzctl.cli import output
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.cli import connect, output
+from blazzctl.cli.context import ConfigOption, JsonOption, RefArgument, WorkspaceOption, state
 from blazzctl.errors import InvalidInput
 
 app = typer.Typer(no_args_is_help=True, help="Add, list, show, update, remove accounts; choose the primary.")
-
-RefArgument = Annotated[str, typer.Argument(metavar="REF", help="Account id, uuid, session id or name.")]
 
 
 @app.command("add")
@@ -82,11 +80,7 @@ def show(ref: RefArgument, workspace: WorkspaceOption = None, config: ConfigOpti
     with state(config).db.session() as session:
         account = refs.account(session, ref, workspace_ref=workspace)
         view = views.account(account)
-        why = {"status_reason": account.status_reason, "last_error": account.last_error}
-    if json:
-        output.emit_json(view)
-    else:  # people also want to know why an account is in its state
-        output.fields(list(view.items()) + list(why.items()))
+    _render(view, json)
 
 
 @app.command("update")
@@ -161,7 +155,5 @@ def _render(view: dict, json: bool, message: str | None = None) -> None:
 
 
 # Logging in and out are account commands too; they live in their own module.
-from blazzctl.cli import connect  # noqa: E402  (connect imports RefArgument from here)
-
 for _name in ("connect", "disconnect", "reconnect", "logout", "qr"):
     app.command(_name)(getattr(connect, _name))

@@ -7,8 +7,7 @@ from typing import Optional
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.account import RefArgument
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
+from blazzctl.cli.context import ConfigOption, JsonOption, RefArgument, WorkspaceOption, state
 
 chat_app = typer.Typer(no_args_is_help=True, help="The chats of an account.")
 contact_app = typer.Typer(no_args_is_help=True, help="The contacts of an account.")

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.account import RefArgument
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, keep_running, state
+from blazzctl.cli.context import ConfigOption, JsonOption, RefArgument, WorkspaceOption, keep_running, state
 from blazzctl.errors import OperationFailed
 
 WaitOption = typer.Option(True, "--wait/--no-wait", help="Wait for the outcome (default) or return at once.")

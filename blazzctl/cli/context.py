@@ -10,6 +10,7 @@ ConfigOption = Annotated[Optional[str], typer.Option(
     "--config", "-c", metavar="PATH", show_default=False,
     help="Configuration file (default: $BLAZZ_CONFIG, ./blazz.yaml, ~/.config/blazz/blazz.yaml, /etc/blazz/blazz.yaml).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+RefArgument = Annotated[str, typer.Argument(metavar="REF", help="Account id, uuid, session id or name.")]
 WorkspaceOption = Annotated[Optional[str], typer.Option(
     "--workspace", "-w", metavar="WS", envvar="BLAZZ_WORKSPACE", show_default=False,
     help="Workspace id, uuid or name ($BLAZZ_WORKSPACE).")]

@@ -8,8 +8,7 @@ from typing import Optional
 import typer
 
 from blazzctl.cli import output
-from blazzctl.cli.account import RefArgument
-from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, keep_running, state
+from blazzctl.cli.context import ConfigOption, JsonOption, RefArgument, WorkspaceOption, keep_running, state
 from blazzctl.errors import InvalidInput, OperationFailed
 
 app = typer.Typer(no_args_is_help=True, help="Send messages and list them.")

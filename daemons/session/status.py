@@ -110,9 +110,13 @@ class StatusWriter:
                 raise LeaseLost(account_id)
 
     def finish_command(self, command_id: int, status: CommandStatus, result: str | None = None) -> None:
+        """Finish a command that is still pending or running; a finished one keeps its outcome (the
+        account's failure, say, which finished it while it was being handled)."""
         with self.db.session() as s:
-            s.execute(update(AccountCommand).where(AccountCommand.id == command_id).values(
-                status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
+            s.execute(update(AccountCommand).where(
+                AccountCommand.id == command_id,
+                AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
+            ).values(status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
 
     @staticmethod
     def _finish_commands(s, account_id: int, kinds: set[CommandKind], status: CommandStatus, result: str) -> None:
