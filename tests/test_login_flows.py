@@ -146,6 +146,29 @@ def test_connect_with_pair_phone_shows_a_pairing_code_and_links_with_it(cli, fak
                 connect.kill()
             assert second in connect.lines[-1], connect.stdout
             assert pairing_code(db, other["id"]) is None
+
+            # A code waits for one phone and the operator asks for another: a code for that phone.
+            third = cli("account", "add", "--workspace", "acme", "--name", "rephoned", "--json", db=url).json()
+            first_phone, right_phone = "+6281234567805", "+6281234567806"
+            assert cli("account", "connect", "rephoned", "--workspace", "acme", "--pair-phone", first_phone,
+                       "--no-wait", db=url).code == 0
+            old_code = wait_for(lambda: pairing_code(db, third["id"]), 60,
+                                message=lambda: f"a pairing code for {first_phone}\n{fleet.logs(40)}")
+            connect = LiveCommand("account", "connect", "rephoned", "--workspace", "acme", "--pair-phone",
+                                  right_phone, "--timeout", "60", env={"BLAZZ_DATABASE_URL": url})
+            try:
+                def new_code():
+                    codes = [m for m in PAIRING.finditer(connect.stdout) if m.group(1) != old_code]
+                    return codes[-1] if codes else connect.proc.poll() is not None
+
+                shown = wait_for(new_code, 60,
+                                 message=lambda: f"a new pairing code: {connect.stdout!r} {connect.stderr!r}")
+                assert shown is not True, (connect.stdout, connect.stderr)
+                fake.link(code=shown.group(1), phone=right_phone)  # the fake refuses a code of another phone
+                assert connect.wait(60) == 0, (connect.stdout, connect.stderr)
+            finally:
+                connect.kill()
+            assert account_row(db, third["id"])["phone_number"] == right_phone
     finally:
         db.dispose()
 

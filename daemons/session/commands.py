@@ -42,16 +42,12 @@ def account_status(db: Database, account_id: int) -> AccountStatus:
         return s.scalar(select(WhatsAppAccount.status).where(WhatsAppAccount.id == account_id))
 
 
-def _login_state(db: Database, account_id: int, command_id: int) -> tuple[AccountStatus, bool]:
-    """(account status, whether a login waits in the other mode than this connect command asks for)."""
+def _login_state(db: Database, account_id: int, command_id: int) -> tuple[AccountStatus, str | None]:
+    """(account status, the phone this connect command asks a pairing code for, or None for a QR)."""
     with db.session() as s:
-        acc = s.get(WhatsAppAccount, account_id)
+        status = s.scalar(select(WhatsAppAccount.status).where(WhatsAppAccount.id == account_id))
         args = s.scalar(select(AccountCommand.args).where(AccountCommand.id == command_id)) or {}
-        wants_code = bool(args.get("pair_phone"))
-        other_mode = acc.status == AccountStatus.QR_SCANNING and (
-            (wants_code and acc.pairing_code is None and acc.qr_code is not None)
-            or (not wants_code and acc.pairing_code is not None))
-        return acc.status, other_mode
+        return status, args.get("pair_phone")
 
 
 async def run_pending(db: Database, sessions: Sessions, owner: str) -> bool:
@@ -75,10 +71,12 @@ async def _run_one(db: Database, sessions: Sessions, command_id: int, account_id
     if kind == CommandKind.CONNECT:
         # The session is starting or live already; the status writer finishes the command
         # when the account connects or fails. Finish now only if it is connected already.
-        status, other_mode = await asyncio.to_thread(_login_state, db, account_id, command_id)
+        status, pair_phone = await asyncio.to_thread(_login_state, db, account_id, command_id)
         if status == AccountStatus.CONNECTED:
             await asyncio.to_thread(writer.finish_command, command_id, CommandStatus.SUCCEEDED, "connected")
-        elif other_mode:  # a QR is shown and a pairing code is asked for, or the other way round
+        elif status == AccountStatus.QR_SCANNING and pair_phone != owned.pair_phone:
+            # The login waiting is not the one asked for: a QR where a pairing code is wanted, a code
+            # where a QR is wanted, or a code for another phone. Start it again in the asked-for way.
             await sessions.restart(account_id)
     elif kind == CommandKind.RECONNECT:
         await sessions.restart(account_id)

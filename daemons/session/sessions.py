@@ -36,6 +36,7 @@ class Owned:
     restarts: int = 0
     not_before: float = 0.0  # monotonic time of the next allowed start
     connected: bool = False  # WhatsApp reported ready: messages may be sent
+    pair_phone: str | None = None  # the running login shows a pairing code for this phone (None: a QR)
 
 
 class Sessions:
@@ -124,6 +125,7 @@ class Sessions:
         owned.state, owned.connected = "starting", False
         try:
             spec = await asyncio.to_thread(self._spec, owned)
+            owned.pair_phone = spec.pair_phone
             await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.STARTING,
                                     reason="session starting")
             if not self._still_starting(owned):
