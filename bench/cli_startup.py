@@ -22,6 +22,7 @@ import os
 import platform
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,7 +70,12 @@ class Install:
             if made.returncode:
                 sys.exit(f"error: {self.base} -m venv failed: {made.stderr.strip()}\n"
                          "  On Debian: sudo apt-get install -y python3-venv")
-        subprocess.run([self.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(REPO)],
+        # From a copy without build/ (setuptools would ship stale files of an earlier build from it).
+        source = self.root.parent / f"{self.root.name}-src"
+        shutil.rmtree(source, ignore_errors=True)
+        shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(".git", "build", "dist", "*.egg-info",
+                                                                   "__pycache__", ".venv"))
+        subprocess.run([self.python, "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
                        check=True)
 
     def version(self) -> str:
@@ -138,7 +144,7 @@ print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 """
 PHASE_NAMES = ("Typer (and click)", "blazz's entry point (`blazzctl.cli.main`: the command tree, not the commands)",
                "SQLAlchemy core and ORM", "SQLite dialect, `blazzctl.db`, the settings schema",
-               "3 models, services, views",
+               "2 models, services, views",
                "run: parse, build the one command, settings, engine, connect, query 100 rows, JSON")
 
 
@@ -209,8 +215,8 @@ def render(measured: list[tuple[Install, str, dict]], runs: int, imports, forbid
               "(the floor has measured 0.22-0.36 s); the runs are interleaved so that all rows see the same "
               "conditions, and the CPU column equals the wall time: the variation is the host's.", "",
               "Start-up work already done (see docs/architecture.md): commands are built only when invoked "
-              "(`blazzctl/cli/lazy.py`: `account list` imports one command module of fifteen), models load "
-              "lazily (3 of 15 tables on this path), the MySQL dialect is not loaded on SQLite (the MySQL table "
+              "(`blazzctl/cli/lazy.py`: `account list` imports the account commands' two modules of "
+              "sixteen), models load lazily (2 of 15 tables on this path), the MySQL dialect is not loaded on SQLite (the MySQL table "
               "options live in the migrations), YAML is imported only when a file needs it, str/bool/int "
               "parameters bypass Typer's Pydantic coercion (`blazzctl/cli/fastparams.py`), the cyclic garbage "
               "collector is off during a short command, and blazzctl exits without the interpreter's teardown.",
