@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 _MODULES = {
     "AccountCommand": "account_command", "AuditEvent": "audit", "AuthArchive": "auth_archive",
     "AuthArchiveChunk": "auth_archive", "Chat": "chat", "Contact": "contact", "Group": "group",
-    "GroupParticipant": "group", "Message": "message", "SessionDaemon": "session_daemon", "SyncRun": "sync_run",
-    "WebhookDelivery": "webhook", "WebhookEndpoint": "webhook", "WhatsAppAccount": "account",
-    "Workspace": "workspace",
+    "GroupParticipant": "group", "Message": "message", "MessageMediaChunk": "message_media",
+    "SessionDaemon": "session_daemon", "SyncRun": "sync_run", "WebhookDelivery": "webhook",
+    "WebhookEndpoint": "webhook", "WhatsAppAccount": "account", "Workspace": "workspace",
 }
 
 __all__ = ["Base", *sorted(_MODULES)]
@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from blazzctl.models.contact import Contact
     from blazzctl.models.group import Group, GroupParticipant
     from blazzctl.models.message import Message
+    from blazzctl.models.message_media import MessageMediaChunk
     from blazzctl.models.session_daemon import SessionDaemon
     from blazzctl.models.sync_run import SyncRun
     from blazzctl.models.webhook import WebhookDelivery, WebhookEndpoint
