@@ -1,8 +1,9 @@
 """Messages: queue an outbound message (the owning daemon sends it), and read messages back.
 
-`send` validates everything before it writes; the daemon does the rest (rate limit, number
-check, sending, acks). The same idempotency key for the same account returns the message
-already queued instead of sending a second one.
+`send` validates everything before it writes, and stores a media file's bytes with the message
+(so the daemon that sends it needs no access to the file); the daemon does the rest (rate
+limit, number check, sending, acks). The same idempotency key for the same account returns the
+message already queued instead of sending a second one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from blazzctl import validate
 from blazzctl.enums import Direction, MessageStatus
 from blazzctl.errors import InvalidInput, NotFound
 from blazzctl.models import Chat, Message, WhatsAppAccount
-from blazzctl.services import audit
+from blazzctl.services import audit, message_media
 
 TEXT_MAX = 65536
 _JID = re.compile(r"^(\d{5,20}@(c\.us|s\.whatsapp\.net|lid)|[\d-]{5,40}@g\.us)$")
@@ -73,7 +74,11 @@ def check_media(path: str, limits_mb: dict) -> MediaFile:
 def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | None = None,
          media: str | None = None, caption: str | None = None, reply_to: str | None = None,
          idempotency_key: str | None = None, media_limits_mb: dict | None = None) -> tuple[Message, bool]:
-    """Queue a message; returns (message, created). Validates before writing anything."""
+    """Queue a message; returns (message, created). Validates before writing anything.
+
+    A media file's bytes are stored with the message (`message_media.store`), in the caller's
+    transaction; ``media_path`` keeps where they came from, for display.
+    """
     if (text is None) == (media is None):
         raise InvalidInput("give exactly one of --text and --media")
     if caption is not None and media is None:
@@ -103,6 +108,8 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
         if existing is None:
             raise
         return existing, False
+    if file is not None:
+        message_media.store(session, message_id=message.id, path=file.path, size=file.size)
     audit.record(session, command="message send", target_type="message", target=message.uuid,
                  workspace_id=account.workspace_id, details={"account_id": account.id, "to": jid})
     return message, True

@@ -1,0 +1,43 @@
+"""Outbound media in the database: the bytes of a `message send --media` file travel with the message.
+
+The owning daemon may run on another host than the one `message send` ran on, so the file's
+path is not enough. `store` writes the bytes in chunks of ``CHUNK_BYTES`` (each row well under
+``max_allowed_packet``) in the caller's transaction, so a message exists with its media or not
+at all; `load` reassembles them for the daemon that sends the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from blazzctl.errors import InvalidInput
+from blazzctl.models import MessageMediaChunk
+from blazzctl.models.auth_archive import CHUNK_BYTES
+
+
+def store(session: Session, *, message_id: int, path: Path, size: int) -> None:
+    """Write the file's bytes as the message's chunks; the file must still have ``size`` bytes.
+
+    One statement per chunk, read as it goes: a large file is never whole in memory here.
+    """
+    seq = written = 0
+    try:
+        with open(path, "rb") as fh:
+            while written <= size and (chunk := fh.read(CHUNK_BYTES)):
+                session.execute(insert(MessageMediaChunk).values(message_id=message_id, seq=seq, data=chunk))
+                seq, written = seq + 1, written + len(chunk)
+    except OSError as error:
+        raise InvalidInput(f"cannot read media file {str(path)!r}: {error.strerror}") from None
+    if written != size:
+        raise InvalidInput(f"media file {str(path)!r} changed while it was read ({size} bytes, then {written}"
+                           f"{' or more' if written > size else ''})", hint="Send it again once it is complete.")
+
+
+def load(session: Session, message_id: int) -> bytes | None:
+    """The message's media bytes, or None when none are stored (queued before media moved into the database)."""
+    chunks = session.scalars(select(MessageMediaChunk.data).where(MessageMediaChunk.message_id == message_id)
+                             .order_by(MessageMediaChunk.seq)).all()
+    return b"".join(chunks) if chunks else None
