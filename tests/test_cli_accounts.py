@@ -544,7 +544,7 @@ def test_account_list_path_imports_no_heavy_modules(migrated_url):
     import subprocess
     import sys
 
-    code = ("import sys\nsys.argv = ['blazzctl', 'account', 'list', '--json']\n"
+    code = ("import sys\nsys.argv = ['blazzctl', 'account', 'list', '--limit', '100', '--json']\n"
             "from blazzctl.cli.main import app\n"
             "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "heavy = ('playwright', 'httpx', 'pydantic', 'alembic')\n"
@@ -561,6 +561,22 @@ def test_account_list_path_imports_no_heavy_modules(migrated_url):
         assert set(loaded) == expected
     else:
         assert set(loaded) - {m for m in loaded if m.startswith("sqlalchemy.dialects.mysql")} == expected
+
+
+def test_numeric_options_are_checked_without_pydantic(cli, sqlite_url):
+    """int/float options are parsed and bounded by blazzctl/cli/fastparams.py, as Typer would."""
+    assert cli("init", db=sqlite_url).code == 0
+    for args, message in [(["--limit", "0"], "Input should be greater than or equal to 1"),
+                          (["--limit", "100001"], "Input should be less than or equal to 100000"),
+                          (["--limit", "x"], "Input should be a valid integer"),
+                          (["--limit", "1.5"], "Input should be a valid integer"),
+                          (["--after", "abc"], "Input should be a valid integer")]:
+        result = cli("account", "list", *args, db=sqlite_url)
+        assert result.code == 2 and message in result.stderr, (args, result)
+    assert cli("account", "list", "--limit", " 7 ", "--json", db=sqlite_url).code == 0
+    waited = cli("health", "--wait", "-1", db=sqlite_url)  # health's usage errors are UNKNOWN (3)
+    assert waited.code == 3 and "Input should be greater than or equal to 0" in waited.stderr
+    assert "valid number" in cli("health", "--wait", "soon", db=sqlite_url).stderr
 
 
 def test_mistyped_commands_get_suggestions_from_the_whole_tree(cli):
