@@ -1,17 +1,23 @@
 """Messages through the real WhatsApp Web driver: a daemon, Chromium and the fake WhatsApp Web.
 
-Sends (text, media, reply) reach the fake's servers; its acks move the status to read; a
-number that is not on WhatsApp fails with the reason; an incoming message delivered twice
-is stored once, with its chat and contact; a group message keeps its sender.
+Sends (text, media, reply) reach the fake's servers; its acks move the status to read; media
+is sent from the bytes stored in the database, so the file may be gone by then (a message
+queued before that sends from its path); a number that is not on WhatsApp fails with the
+reason; an incoming message delivered twice is stored once, with its chat and contact; a
+group message keeps its sender.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
+import os
 import shutil
+import urllib.request
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from tests.webjs_helpers import WebjsFleet, wait_qr, wait_status, wait_until
 
@@ -81,6 +87,58 @@ def test_text_media_and_reply_reach_whatsapp_and_acks_reach_read(cli, fake, link
     assert row["ack"] == 3 and row["read_at"] is not None and row["delivered_at"] is not None
 
 
+def test_media_is_sent_from_the_database_when_the_file_is_gone(cli, fake, linked, tmp_path):
+    """The file is deleted after `message send` returned and before the daemon sends (it is
+    disconnected meanwhile), as it would be missing on another host: WhatsApp gets its bytes."""
+    url, account_id, db, fleet = linked
+    data = os.urandom(2 * 512 * 1024 + 777)  # three chunks
+    file = tmp_path / "report.pdf"
+    file.write_bytes(data)
+    with _disconnected(cli, url, db, account_id, fleet):
+        r = send(cli, url, "--to", "+62 812-3456-0006", "--media", str(file), "--caption", "Q3", "--json")
+        assert r.code == 0, r
+        file.unlink()
+    row = wait_until(lambda: _settled(db, [r.json()["id"]]), 60, "the media send")[0]
+    assert row["status"] == "sent", (row, fleet.logs())
+    media = fake.sent(PHONE)[-1]["media"]
+    assert (media["filename"], media["size"], media["mimetype"]) == ("report.pdf", len(data), "application/pdf")
+    assert media["filehash"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    with urllib.request.urlopen(fake.url + media["clientUrl"].lstrip("/"), timeout=10) as response:
+        assert response.read() == data
+
+
+def test_media_queued_before_the_bytes_moved_into_the_database_is_sent_from_its_path(cli, fake, linked, tmp_path):
+    """A message with a path and no stored bytes (written before migration 0002) reads the
+    file; when that file is gone the message fails at once, as before."""
+    from blazzctl.models import MessageMediaChunk
+
+    url, account_id, db, fleet = linked
+    kept, gone = tmp_path / "kept.pdf", tmp_path / "gone.pdf"
+    kept.write_bytes(b"%PDF-1.4 kept")
+    gone.write_bytes(b"%PDF-1.4 gone")
+    with _disconnected(cli, url, db, account_id, fleet):
+        ids = [send(cli, url, "--to", "+62 812-3456-0007", "--media", str(f), "--json").json()["id"]
+               for f in (kept, gone)]
+        with db.session() as s:
+            s.execute(delete(MessageMediaChunk))
+        gone.unlink()
+    done = wait_until(lambda: _settled(db, ids), 60, "both sends settled")
+    assert done[0]["status"] == "sent", (done, fleet.logs())
+    media = fake.sent(PHONE)[-1]["media"]
+    assert media["filehash"] == base64.b64encode(hashlib.sha256(b"%PDF-1.4 kept").digest()).decode()
+    assert (done[1]["status"], done[1]["attempts"]) == ("failed", 1)
+    assert done[1]["error"].startswith("send_failed: FileNotFoundError"), done
+
+
+@contextlib.contextmanager
+def _disconnected(cli, url, db, account_id, fleet):
+    """The account disconnected while the block runs (nothing is sent), then connected again."""
+    assert cli("account", "disconnect", "sales", "--workspace", "acme", "--timeout", "30", db=url).code == 0
+    yield
+    assert cli("account", "connect", "sales", "--workspace", "acme", "--no-wait", db=url).code == 0
+    wait_status(db, account_id, "connected", 60, fleet)
+
+
 def test_number_not_on_whatsapp_fails_with_the_reason(cli, fake, linked):
     url, _account_id, _db, fleet = linked
     fake.not_on_whatsapp("+6281234560009")
@@ -134,7 +192,14 @@ def _message(db, message_id: int) -> dict:
 
     with db.session() as s:
         m = s.get(Message, message_id)
-        return {"status": str(m.status), "ack": m.ack, "read_at": m.read_at, "delivered_at": m.delivered_at}
+        return {"status": str(m.status), "ack": m.ack, "read_at": m.read_at, "delivered_at": m.delivered_at,
+                "error": m.error, "attempts": m.attempts}
+
+
+def _settled(db, message_ids: list[int]) -> list[dict] | None:
+    """The messages once none is pending or sending any more."""
+    rows = [_message(db, i) for i in message_ids]
+    return rows if all(r["status"] not in ("pending", "sending") for r in rows) else None
 
 
 def _message_by_body(db, body: str) -> dict:

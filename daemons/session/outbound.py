@@ -20,7 +20,7 @@ from blazzctl.db import Database, db_now
 from blazzctl.enums import MessageStatus
 from blazzctl.models import Message, WhatsAppAccount
 from blazzctl.providers import base as p
-from blazzctl.services import events
+from blazzctl.services import events, message_media
 from daemons.session import metrics
 from daemons.session.status import LeaseLost
 from daemons.session.pacing import IdleBackoff
@@ -140,7 +140,8 @@ class Outbound:
             if jid.endswith("@c.us") and not await provider.is_on_whatsapp(job.account_id, jid.split("@")[0]):
                 await asyncio.to_thread(self.fail, job, "not_on_whatsapp")
                 return
-            result = await provider.send_message(job.account_id, ready.payload)
+            payload = await asyncio.to_thread(self.with_stored_media, job, ready.payload)
+            result = await provider.send_message(job.account_id, payload)
         except LeaseLost:
             raise
         except Exception as exc:
@@ -168,7 +169,7 @@ class Outbound:
         """Commit the WhatsApp id and ``sending`` before the send; returns what the send needs."""
         with self.db.session() as s:
             m = s.execute(select(Message.status, Message.wa_message_id, Message.chat_jid, Message.body, Message.type,
-                                 Message.media_path, Message.media_mimetype, Message.media_filename,
+                                 Message.media_path, Message.media_mimetype, Message.media_filename, Message.media_size,
                                  Message.quoted_wa_message_id, Message.workspace_id, Message.uuid)
                           .where(Message.id == job.message_id)).one()
             if m.status not in (MessageStatus.PENDING, MessageStatus.SENDING):
@@ -184,11 +185,32 @@ class Outbound:
         media = None
         if m.media_path:
             media = {"path": m.media_path, "mimetype": m.media_mimetype, "filename": m.media_filename,
-                     "caption": m.body, "as_document": m.type == "document"}
+                     "size": m.media_size, "caption": m.body, "as_document": m.type == "document"}
         payload = {"to": m.chat_jid, "body": m.body if not media else "", "msg_id": wa_id.rsplit("_", 1)[-1],
                    "quoted_id": m.quoted_wa_message_id, "media": media}
         return Ready(wa_id, m.status == MessageStatus.SENDING and m.wa_message_id is not None, payload,
                      m.workspace_id, m.uuid)
+
+    def with_stored_media(self, job: Job, payload: dict) -> dict:
+        """The payload with its media's bytes from the database as ``media["data"]``.
+
+        Bytes, not a temporary file: the provider reads a file whole anyway to hand it to the
+        page, so a file would not lower the peak memory, and bytes leave nothing on disk to
+        clean up when the daemon is killed mid-send. Read just before the send (not in
+        `prepare`), so a resend found already delivered or a number not on WhatsApp costs no
+        read. A message queued before media moved into the database has no chunks: its payload
+        keeps only the ``path``, which the provider reads (a missing file fails permanently).
+        """
+        media = payload["media"]
+        if media is None:
+            return payload
+        with self.db.read() as s:
+            data = message_media.load(s, job.message_id)
+        if data is None:
+            return payload
+        if media["size"] is not None and len(data) != media["size"]:
+            raise ValueError(f"media unreadable: {len(data)} of {media['size']} bytes stored")
+        return {**payload, "media": {**media, "data": data}}
 
     def mark_sent(self, job: Job, ready: Ready, wa_id: str) -> None:
         with self.db.session() as s:

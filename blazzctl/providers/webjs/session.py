@@ -293,9 +293,12 @@ class WebjsSession:
 
     @staticmethod
     def media_payload(media: dict) -> dict:
+        """The page's media argument: the bytes the daemon read from the database (``data``), or
+        else (a message queued before media was stored there) the file at ``path``, base64-encoded."""
         path = Path(media["path"])
+        data = media["data"] if media.get("data") is not None else path.read_bytes()
         mimetype = media.get("mimetype") or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return {"data": base64.b64encode(path.read_bytes()).decode(), "mimetype": mimetype,
+        return {"data": base64.b64encode(data).decode(), "mimetype": mimetype,
                 "filename": media.get("filename") or path.name, "caption": media.get("caption"),
                 "asDocument": bool(media.get("as_document"))}
 
