@@ -172,18 +172,22 @@ def test_sigkill_during_sending_loses_and_duplicates_nothing(cli, tmp_path, mari
             assert r.code == 0
         kills = 0
         daemon = fleet.start(1)
+        sends_before = 0  # "message sent" lines in the daemon's log when this incarnation started
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             sent = _sent_count(mariadb_url)
             if sent == total:
                 break
-            if daemon.alive() and len(_outbox(fleet)) > 0 and kills < 12:
+            # Kill only once this incarnation is sending (not while it still claims and starts
+            # sessions), at a random point of its send loop.
+            if daemon.alive() and _log_count(daemon, "message sent") > sends_before and kills < 12:
                 time.sleep(rng.uniform(0.05, 0.6))
-                fleet.kill(daemon)  # at a random point of the send loop
+                fleet.kill(daemon)
                 kills += 1
+                sends_before = _log_count(daemon, "message sent")
                 daemon = fleet.start(1)  # same name: it releases its dead incarnation's leases at birth
             else:
-                time.sleep(0.3)
+                time.sleep(0.1)
         assert _sent_count(mariadb_url) == total, fleet.logs()
         assert kills >= 5
         ids = [o["id"] for o in _outbox(fleet)]
@@ -191,6 +195,10 @@ def test_sigkill_during_sending_loses_and_duplicates_nothing(cli, tmp_path, mari
         assert set(ids) == _wa_ids(mariadb_url)
         logs = "".join(d.log.read_text() for d in fleet.daemons.values())
         assert "not sending again" in logs, "no kill hit the window after a send; the test proved nothing"
+
+
+def _log_count(daemon, text: str) -> int:
+    return daemon.log.read_text().count(text) if daemon.log.exists() else 0
 
 
 def _sent_count(url) -> int:

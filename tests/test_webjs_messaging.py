@@ -105,6 +105,7 @@ def test_media_is_sent_from_the_database_when_the_file_is_gone(cli, fake, linked
     assert media["filehash"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
     with urllib.request.urlopen(fake.url + media["clientUrl"].lstrip("/"), timeout=10) as response:
         assert response.read() == data
+    assert _stored_chunks(db, r.json()["id"]) == 0, "the bytes of a sent message are kept"
 
 
 def test_media_queued_before_the_bytes_moved_into_the_database_is_sent_from_its_path(cli, fake, linked, tmp_path):
@@ -128,6 +129,28 @@ def test_media_queued_before_the_bytes_moved_into_the_database_is_sent_from_its_
     assert media["filehash"] == base64.b64encode(hashlib.sha256(b"%PDF-1.4 kept").digest()).decode()
     assert (done[1]["status"], done[1]["attempts"]) == ("failed", 1)
     assert done[1]["error"].startswith("send_failed: FileNotFoundError"), done
+
+
+def test_the_bytes_of_a_failed_media_message_are_not_kept(cli, fake, linked, tmp_path):
+    url, account_id, db, fleet = linked
+    fake.not_on_whatsapp("+6281234560010")
+    file = tmp_path / "photo.png"
+    file.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(1000))
+    with _disconnected(cli, url, db, account_id, fleet):
+        r = send(cli, url, "--to", "+6281234560010", "--media", str(file), "--json")
+        assert r.code == 0, r
+        assert _stored_chunks(db, r.json()["id"]) == 1
+    row = wait_until(lambda: _settled(db, [r.json()["id"]]), 60, "the failed send")[0]
+    assert (row["status"], row["error"]) == ("failed", "not_on_whatsapp"), (row, fleet.logs())
+    assert _stored_chunks(db, r.json()["id"]) == 0
+
+
+def _stored_chunks(db, message_id: int) -> int:
+    from blazzctl.models import MessageMediaChunk
+
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(MessageMediaChunk)
+                        .where(MessageMediaChunk.message_id == message_id))
 
 
 @contextlib.contextmanager

@@ -3,14 +3,15 @@
 The owning daemon may run on another host than the one `message send` ran on, so the file's
 path is not enough. `store` writes the bytes in chunks of ``CHUNK_BYTES`` (each row well under
 ``max_allowed_packet``) in the caller's transaction, so a message exists with its media or not
-at all; `load` reassembles them for the daemon that sends the message.
+at all; `load` reassembles them for the daemon that sends the message, which `discard`s them
+once the message is sent or has failed for good.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from blazzctl.errors import InvalidInput
@@ -34,6 +35,11 @@ def store(session: Session, *, message_id: int, path: Path, size: int) -> None:
     if written != size:
         raise InvalidInput(f"media file {str(path)!r} changed while it was read ({size} bytes, then {written}"
                            f"{' or more' if written > size else ''})", hint="Send it again once it is complete.")
+
+
+def discard(session: Session, message_id: int) -> None:
+    """Delete the message's stored bytes: it is sent or failed for good, nothing sends it again."""
+    session.execute(delete(MessageMediaChunk).where(MessageMediaChunk.message_id == message_id))
 
 
 def load(session: Session, message_id: int) -> bytes | None:

@@ -219,12 +219,14 @@ class Outbound:
             ).values(status=MessageStatus.SENT, wa_message_id=wa_id, sent_at=db_now(), error=None,
                      ack=case((Message.ack.is_(None), 1), (Message.ack < 1, 1), else_=Message.ack))
                 .execution_options(synchronize_session=False)).rowcount
-            if changed != 1:
+            if changed == 1:
+                events.record(s, type="message.sent", workspace_id=ready.workspace_id, account_id=job.account_id,
+                              data={"message_id": job.message_id, "uuid": ready.uuid, "wa_message_id": wa_id,
+                                    "to": ready.payload["to"]})
+            else:
                 self._hold(s, job)  # LeaseLost, or else an ack got there first (it records the event)
-                return
-            events.record(s, type="message.sent", workspace_id=ready.workspace_id, account_id=job.account_id,
-                          data={"message_id": job.message_id, "uuid": ready.uuid, "wa_message_id": wa_id,
-                                "to": ready.payload["to"]})
+            if ready.payload["media"] is not None:
+                message_media.discard(s, job.message_id)  # sent: its bytes are not needed any more
 
     def fail(self, job: Job, reason: str) -> None:
         with self.db.session() as s:
@@ -232,6 +234,7 @@ class Outbound:
             m = s.get(Message, job.message_id)
             m.status, m.error = MessageStatus.FAILED, reason[:255]
             s.flush()
+            message_media.discard(s, job.message_id)  # failed for good: nothing sends its bytes again
             events.record(s, type="message.status", workspace_id=m.workspace_id, account_id=m.whatsapp_account_id,
                           data={"message_id": m.id, "uuid": m.uuid, "status": "failed", "error": m.error})
         log.warning("message failed", extra={"message_id": job.message_id, "reason": reason})
