@@ -253,7 +253,7 @@ def render(measured: list[tuple[Install, str, dict]], runs: int, imports, forbid
               "depends on how much of the run the host was throttled.", "",
               "Start-up work already done (see docs/architecture.md): commands are built only when invoked "
               "(`blazzctl/cli/lazy.py`: `account list` imports the account commands' two modules of "
-              "sixteen), models load lazily (2 of 15 tables on this path), the MySQL dialect is not loaded on SQLite (the MySQL table "
+              "sixteen), models load lazily (2 of 16 tables on this path), the MySQL dialect is not loaded on SQLite (the MySQL table "
               "options live in the migrations), YAML is imported only when a file needs it, str/bool/int/float "
               "parameters bypass Typer's Pydantic coercion (`blazzctl/cli/fastparams.py`), the cyclic garbage "
               "collector is off during a short command, and blazzctl exits without the interpreter's teardown.",
