@@ -22,6 +22,24 @@ from sqlalchemy.sql.expression import FunctionElement
 from blazzctl.errors import ConfigError, Conflict, DatabaseUnavailable, OperationFailed
 
 
+class MediumBlob(types.TypeDecorator):
+    """Bytes: MEDIUMBLOB on MySQL/MariaDB (a BLOB holds only 64 KiB), LargeBinary elsewhere.
+
+    A TypeDecorator rather than ``with_variant(mysql.MEDIUMBLOB())``: the variant would load the
+    whole MySQL dialect whenever a model using it is imported, on SQLite too (start-up time).
+    """
+
+    impl = types.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import MEDIUMBLOB
+
+            return dialect.type_descriptor(MEDIUMBLOB())
+        return dialect.type_descriptor(types.LargeBinary())
+
+
 class UTCDateTime(types.TypeDecorator):
     """Timezone-aware UTC datetimes, stored naive in UTC with microseconds."""
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String, UniqueConstraint
-from sqlalchemy.dialects import mysql
+from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from blazzctl.db import MediumBlob
 from blazzctl.models.base import Base, BigId, IdMixin, utcnow
 
 # Chunks stay well below MySQL's default max_allowed_packet (16 MB on 8.0/10.6+, 4 MB on older).
@@ -35,4 +35,4 @@ class AuthArchiveChunk(Base):
     archive_id: Mapped[int] = mapped_column(BigId, ForeignKey("auth_archives.id", ondelete="CASCADE"),
                                             primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    data: Mapped[bytes] = mapped_column(LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"))
+    data: Mapped[bytes] = mapped_column(MediumBlob())

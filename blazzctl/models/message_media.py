@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ForeignKey, LargeBinary, UniqueConstraint
-from sqlalchemy.dialects import mysql
+from sqlalchemy import ForeignKey, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from blazzctl.db import MediumBlob
 from blazzctl.models.base import Base, BigId, IdMixin
 
 
@@ -17,4 +17,4 @@ class MessageMediaChunk(IdMixin, Base):
 
     message_id: Mapped[int] = mapped_column(BigId, ForeignKey("messages.id", ondelete="CASCADE"))
     seq: Mapped[int]
-    data: Mapped[bytes] = mapped_column(LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb"))
+    data: Mapped[bytes] = mapped_column(MediumBlob())
