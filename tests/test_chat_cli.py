@@ -6,6 +6,8 @@ check the insert-or-update statements on SQLite and MariaDB.
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -106,6 +108,9 @@ def test_chat_list_table(cli, synced):
     assert result.code == 0, result
     assert "LAST MESSAGE" in result.stdout and "hello 0" in result.stdout
     assert "next page: --before" in result.stdout
+    as_json = cli("chat", "list", "sales", "--limit", "3", "--json", db=synced.url)
+    assert len(json.loads(as_json.stdout)) == 3  # stdout stays pure JSON; the hint goes to stderr
+    assert f"next page: --before {json.loads(as_json.stdout)[-1]['id']}" in as_json.stderr
 
 
 def test_contact_list_pages(cli, synced):

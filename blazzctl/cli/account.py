@@ -56,15 +56,12 @@ def list_(workspace: WorkspaceOption = None,
             session, workspace=ws, status=status, limit=limit + 1, after=after)], limit)
     if json:
         output.emit_json(rows)
-        if more:  # stdout stays pure JSON; scripts see the hint on stderr
-            output.warn(f"more accounts: --after {rows[-1]['id']}")
-        return
-    output.table(["ID", "WORKSPACE", "NAME", "PHONE", "STATUS", "PRIMARY", "OWNER"],
-                 ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],
-                   "yes" if r["is_primary"] else "", r["owner"]] for r in rows),
-                 empty="no accounts: blazzctl account add --workspace WS --name NAME")
-    if more:
-        output.say(f"next page: --after {rows[-1]['id']}")
+    else:
+        output.table(["ID", "WORKSPACE", "NAME", "PHONE", "STATUS", "PRIMARY", "OWNER"],
+                     ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],
+                       "yes" if r["is_primary"] else "", r["owner"]] for r in rows),
+                     empty="no accounts: blazzctl account add --workspace WS --name NAME")
+    output.next_page(more, json, f"--after {rows[-1]['id']}" if more else "")
 
 
 @app.command("show")

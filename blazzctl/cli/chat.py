@@ -39,13 +39,12 @@ def list_chats(ref: RefArgument, workspace: WorkspaceOption = None,
         rows, more = output.page(rows, limit)
     if json:
         output.emit_json(rows)
-        return
-    output.table(["ID", "JID", "TYPE", "NAME", "UNREAD", "LAST MESSAGE AT", "LAST MESSAGE"],
-                 ([r["id"], r["jid"], r["chat_type"], r["name"], r["unread_count"], r["last_message_at"],
-                   _short(r["last_message"])] for r in rows),
-                 empty="no chats: sync them with `blazzctl sync run REF --wait`")
-    if more:
-        output.say(f"next page: --before {rows[-1]['id']}")
+    else:
+        output.table(["ID", "JID", "TYPE", "NAME", "UNREAD", "LAST MESSAGE AT", "LAST MESSAGE"],
+                     ([r["id"], r["jid"], r["chat_type"], r["name"], r["unread_count"], r["last_message_at"],
+                       _short(r["last_message"])] for r in rows),
+                     empty="no chats: sync them with `blazzctl sync run REF --wait`")
+    output.next_page(more, json, f"--before {rows[-1]['id']}" if more else "")
 
 
 @contact_app.command("list")
@@ -67,13 +66,12 @@ def list_contacts(ref: RefArgument, workspace: WorkspaceOption = None, limit: in
             session, account_id=account.id, limit=limit + 1, after=after)], limit)
     if json:
         output.emit_json(rows)
-        return
-    output.table(["ID", "JID", "PHONE", "NAME", "PUSH NAME", "BUSINESS"],
-                 ([r["id"], r["jid"], r["phone_number"], r["name"], r["push_name"],
-                   "yes" if r["is_business"] else ""] for r in rows),
-                 empty="no contacts: sync them with `blazzctl sync run REF --kind contacts --wait`")
-    if more:
-        output.say(f"next page: --after {rows[-1]['id']}")
+    else:
+        output.table(["ID", "JID", "PHONE", "NAME", "PUSH NAME", "BUSINESS"],
+                     ([r["id"], r["jid"], r["phone_number"], r["name"], r["push_name"],
+                       "yes" if r["is_business"] else ""] for r in rows),
+                     empty="no contacts: sync them with `blazzctl sync run REF --kind contacts --wait`")
+    output.next_page(more, json, f"--after {rows[-1]['id']}" if more else "")
 
 
 @group_app.command("show")

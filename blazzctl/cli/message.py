@@ -102,11 +102,8 @@ def list_(ref: Optional[str] = typer.Argument(None, metavar="[REF]", help="Accou
         rows, more = output.page(rows, limit)
     if json:
         output.emit_json(rows)
-        if more:  # stdout stays pure JSON; scripts see the hint on stderr
-            output.warn(f"more messages: --before {rows[-1]['id']}")
-        return
-    output.table(["ID", "TIME", "DIR", "CHAT", "TYPE", "STATUS", "BODY"],
-                 ([r["id"], r["created_at"], r["direction"], r["chat_jid"], r["type"], r["status"],
-                   (r["body"] or "")[:60]] for r in rows), empty="no messages")
-    if more:
-        output.say(f"next page: --before {rows[-1]['id']}")
+    else:
+        output.table(["ID", "TIME", "DIR", "CHAT", "TYPE", "STATUS", "BODY"],
+                     ([r["id"], r["created_at"], r["direction"], r["chat_jid"], r["type"], r["status"],
+                       (r["body"] or "")[:60]] for r in rows), empty="no messages")
+    output.next_page(more, json, f"--before {rows[-1]['id']}" if more else "")

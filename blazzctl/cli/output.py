@@ -62,3 +62,10 @@ def page(rows: list, limit: int) -> tuple[list, bool]:
     """Rows fetched with ``limit + 1``: the page (at most ``limit`` rows) and whether more follow,
     so "next page" is shown only when there is one."""
     return rows[:limit], len(rows) > limit
+
+
+def next_page(more: bool, json: bool, option: str) -> None:
+    """How to get the next page (``option``, e.g. ``--after 100``), when there is one: on stderr
+    after JSON (stdout stays pure JSON), else after the table."""
+    if more:
+        (warn if json else say)(f"next page: {option}")
