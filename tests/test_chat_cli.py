@@ -7,7 +7,6 @@ check the insert-or-update statements on SQLite and MariaDB.
 from __future__ import annotations
 
 import json
-
 from datetime import datetime, timedelta, timezone
 
 import pytest
