@@ -77,6 +77,7 @@ def restart(rolling: bool = typer.Option(False, "--rolling",
     """
     from blazzctl.services import rolling as service
 
+    keep_running()  # minutes of waiting on each instance's gate
     st = state(config)
     chosen = sorted(set(only)) if only else list(range(1, (instances or st.settings.daemon.instances) + 1))
     say = (lambda _text: None) if json else output.say
