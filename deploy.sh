@@ -15,25 +15,38 @@ Install blazz as PREFIX/releases/<id> (its own virtualenv), then run the steps:
   switch current             PREFIX/current -> releases/<id>, atomically (symlink + rename)
   restart blazz-session@N    for N = 1..instances, one at a time: `blazzctl daemon restart --rolling
                              --instance N`: a heartbeat from a new pid, running, every account owned
-  health                     `blazzctl health --wait 120`
+  restart blazz-api          when blazz-api.service is enabled here (see --api): `systemctl restart`,
+                             then `blazzctl api health --wait TIMEOUT` (GET /health answers 200)
+  health                     `blazzctl health --gate --wait 120`: database, daemons, heartbeats,
+                             ownership (a failed account or a webhook backlog from before stays a
+                             warning of `blazzctl health`, not a reason to roll back)
 then remove old releases beyond --keep. When a step fails after the switch, current is switched
 back, the instances already restarted are restarted onto the previous release, and deploy.sh
-exits 1 naming the failed step. Running it twice for the same release reuses the release.
+exits 1 naming the failed step (a first deploy has nothing to roll back to: current stays).
+Running it twice for the same release reuses the release. Every step reads the same
+configuration ($BLAZZ_CONFIG, else blazzctl's lookup), and the units name it for the daemons.
 
 Options:
   --prefix DIR              deploy directory (default /opt/blazz)
   --source DIR              install from this checkout (default: the one deploy.sh is in)
   --wheel FILE              install this wheel instead of a checkout
   --instances N             session daemons on this host (default: daemon.instances of the config)
-  --user USER               user the daemons run as (default blazz; need not exist for --dry-run)
+  --user USER               user the daemons run as (default blazz); it must be able to read the
+                            configuration
   --keep K                  releases to keep, the current one included (default 5); the previous
                             one is never removed, so a rollback always has somewhere to go
   --unit-dir DIR            where systemd reads units (default /etc/systemd/system)
+  --api                     enable blazz-api.service (the HTTP API) on this host (`units install --api`);
+                            once enabled, every deploy restarts it
   --timeout S               seconds each restarted instance may take to be ready (default 120)
   --health-wait S           seconds the final health check may wait for OK (default 120)
-  --system-site-packages    give the virtualenv the system's site-packages and install only blazz
-                            itself (--no-deps): for hosts or CI where the dependencies are installed
-  --dry-run                 print the plan, one line per step; touch nothing
+  --system-site-packages    give the virtualenv the system's site-packages (PYTHON's, when PYTHON
+                            is itself in a virtualenv) and install only blazz itself (--no-deps):
+                            for hosts or CI where the dependencies are installed
+  --dry-run                 print the plan, one line per step, then check what the deploy needs
+                            (Python and venv, the service user, the configuration readable by
+                            that user, systemd, the database reachable and migratable); touch
+                            nothing; exit 1 naming each failed check
   -h, --help                show this help
 
 Environment:
@@ -61,6 +74,7 @@ TIMEOUT=120
 HEALTH_WAIT=120
 SYSTEM_SITE=0
 DRY_RUN=0
+API=0
 PYTHON=${PYTHON:-python3}
 export GIT_OPTIONAL_LOCKS=0 # `git status` must not write the index (--dry-run touches nothing)
 
@@ -77,6 +91,7 @@ parse_args() {
 		case $1 in
 		-h | --help) usage; exit 0 ;;
 		--dry-run) DRY_RUN=1; shift ;;
+		--api) API=1; shift ;;
 		--system-site-packages) SYSTEM_SITE=1; shift ;;
 		--prefix | --source | --wheel | --instances | --user | --keep | --unit-dir | --timeout | --health-wait)
 			[[ $# -ge 2 && -n $2 ]] || usage_error "$1 needs a value"
@@ -171,6 +186,7 @@ SWITCHED=0
 FINISHED=0
 PREVIOUS=""
 RESTARTED=0
+API_RESTARTED=0
 
 step() {
 	STEP=$1
@@ -198,6 +214,7 @@ install_release() {
 	local pip_args=(--disable-pip-version-check --quiet)
 	if [[ $SYSTEM_SITE == 1 ]]; then
 		"$PYTHON" -m venv --system-site-packages --without-pip "$REL/venv"
+		share_parent_venv
 		"$REL/venv/bin/python" -m pip --version >/dev/null 2>&1 || "$REL/venv/bin/python" -m ensurepip --default-pip >/dev/null
 		pip_args+=(--no-deps)
 	else
@@ -209,6 +226,16 @@ install_release() {
 	"$REL/venv/bin/python" -c "import daemons.session.daemon, daemons.session.main"
 	printf 'id=%s\nfrom=%s\ninstalled=%s\n' "$ID" "${WHEEL:-$SOURCE}" "$(date -u +%FT%TZ)" >"$REL/.complete"
 	say "installed release $ID"
+}
+
+share_parent_venv() { # PYTHON in a virtualenv (CI): its packages are the "system" ones meant
+	# `python -m venv` run from a virtualenv bases the new one on the base interpreter, whose
+	# site-packages lack them. Plain path lines: that environment's own .pth files (an editable
+	# blazz) are not run, so the release imports its own blazz.
+	"$PYTHON" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' || return 0
+	local site
+	site=$("$REL/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+	"$PYTHON" -c 'import site; print("\n".join(site.getsitepackages()))' >"$site/_deploy_parent_venv.pth"
 }
 
 copy_source() { # what git tracks or would (not ignored files such as a local blazz.yaml)
@@ -235,6 +262,27 @@ restart_instance() { # restart_instance BLAZZCTL N
 	"$1" daemon restart --rolling --instance "$2" --timeout "$TIMEOUT" --no-health
 }
 
+health_gate() { # health_gate BLAZZCTL: wait for the checks a restart can break (a release older than --gate: all)
+	if "$1" health --help 2>/dev/null | grep -- --gate >/dev/null; then
+		"$1" health --gate --wait "$HEALTH_WAIT"
+	else
+		"$1" health --wait "$HEALTH_WAIT"
+	fi
+}
+
+api_enabled() { [[ -e $UNIT_DIR/multi-user.target.wants/blazz-api.service ]]; }
+
+restart_api() { # restart_api BLAZZCTL: restart blazz-api.service, then wait for GET /health to answer 200
+	"${SYSTEMCTL:-systemctl}" restart blazz-api.service
+	"$1" api health --wait "$TIMEOUT" >/dev/null
+}
+
+units_install() { # units_install BLAZZCTL
+	local api=()
+	[[ $API == 0 ]] || api=(--api)
+	"$1" units install --instances "$INSTANCES" --prefix "$PREFIX" --user "$SERVICE_USER" --dest "$UNIT_DIR" "${api[@]}"
+}
+
 deploy() {
 	install_release
 	local blazzctl
@@ -249,7 +297,7 @@ deploy() {
 	"$blazzctl" db upgrade
 
 	step "units install"
-	"$blazzctl" units install --instances "$INSTANCES" --prefix "$PREFIX" --user "$SERVICE_USER" --dest "$UNIT_DIR"
+	units_install "$blazzctl"
 
 	step "switch current"
 	local before
@@ -271,8 +319,14 @@ deploy() {
 		restart_instance "$blazzctl" "$n"
 	done
 
+	if api_enabled; then
+		step "restart blazz-api"
+		API_RESTARTED=1
+		restart_api "$blazzctl"
+	fi
+
 	step "health"
-	"$blazzctl" health --wait "$HEALTH_WAIT"
+	health_gate "$blazzctl"
 	FINISHED=1
 	prune || say "warning: could not remove old releases (the deploy itself succeeded)"
 	say "deployed $ID"
@@ -300,21 +354,28 @@ rollback() {
 		say "current was not switched: nothing to roll back"
 		return 0
 	fi
-	if [[ -z $PREVIOUS || ! -f $PREFIX/releases/$PREVIOUS/.complete ]]; then
-		say "no previous release to roll back to: current stays at $ID"
+	if [[ -z $PREVIOUS ]]; then
+		say "first deploy (there was no current release): nothing to roll back; current stays at $ID"
+		return 0
+	fi
+	if [[ ! -f $PREFIX/releases/$PREVIOUS/.complete ]]; then
+		say "the previous release $PREVIOUS is incomplete: cannot roll back to it; current stays at $ID"
 		return 1
 	fi
 	local blazzctl n ok=0
 	blazzctl=$(blazzctl_of "$PREVIOUS")
 	say "rolling back: current -> $PREVIOUS"
 	switch_current "$PREVIOUS" || ok=1
-	"$blazzctl" units install --instances "$INSTANCES" --prefix "$PREFIX" --user "$SERVICE_USER" \
-		--dest "$UNIT_DIR" >/dev/null || ok=1
+	units_install "$blazzctl" >/dev/null || ok=1
 	for ((n = 1; n <= RESTARTED; n++)); do
 		say "rolling back: restart blazz-session@$n onto $PREVIOUS"
 		restart_instance "$blazzctl" "$n" || ok=1
 	done
-	"$blazzctl" health --wait "$HEALTH_WAIT" || ok=1
+	if [[ $API_RESTARTED == 1 ]]; then
+		say "rolling back: restart blazz-api onto $PREVIOUS"
+		restart_api "$blazzctl" || ok=1
+	fi
+	health_gate "$blazzctl" || ok=1
 	return "$ok"
 }
 
@@ -325,7 +386,11 @@ on_exit() {
 	if [[ $code != 0 && $FINISHED == 0 && $DRY_RUN == 0 && -n $ID ]]; then
 		echo "deploy.sh: step '$STEP' failed (exit $code) while deploying $ID" >&2
 		if rollback; then
-			[[ $SWITCHED == 1 ]] && echo "deploy.sh: rolled back to $PREVIOUS; step '$STEP' failed" >&2
+			if [[ $SWITCHED == 1 && -n $PREVIOUS ]]; then
+				echo "deploy.sh: rolled back to $PREVIOUS; step '$STEP' failed" >&2
+			elif [[ $SWITCHED == 1 ]]; then
+				echo "deploy.sh: nothing to roll back (first deploy): fix what made step '$STEP' fail and deploy again" >&2
+			fi
 		else
 			echo "deploy.sh: ROLLBACK INCOMPLETE after step '$STEP' failed: check \`blazzctl health\`" >&2
 		fi
@@ -334,31 +399,161 @@ on_exit() {
 	exit "$code"
 }
 
-# --- the plan ------------------------------------------------------------------------------------
+# --- the plan and the preflight (--dry-run) -------------------------------------------------------
+
+CHECK_PY="" # a Python with blazz's dependencies: runs this release's code for the checks
+CODE=""     # where that code is: the checkout, or the wheel unpacked into a temporary directory
+FAILED_CHECKS=()
+
+check() { # check NAME ok|FAILED DETAIL
+	printf 'check: %-6s  %s: %s\n' "$2" "$1" "$3"
+	[[ $2 == ok ]] || FAILED_CHECKS+=("$1")
+}
+
+find_checker() { # an environment with blazz's dependencies, running the code of the release to deploy
+	CODE=$SOURCE
+	if [[ -n $WHEEL ]]; then
+		CODE=$(mktemp -d "${TMPDIR:-/tmp}/blazz-deploy-check.XXXXXX")
+		trap 'rm -rf -- "$CODE"' EXIT
+	fi
+	local py on_path unpacked=0
+	on_path=$(command -v blazzctl || true)
+	for py in "$PREFIX/current/venv/bin/python" ${SOURCE:+"$SOURCE/.venv/bin/python"} \
+		${on_path:+"$(dirname -- "$on_path")/python"} "$PYTHON"; do
+		[[ -x $py || $py == "$PYTHON" ]] || continue
+		if [[ -n $WHEEL && $unpacked == 0 ]]; then
+			"$py" -m zipfile -e "$WHEEL" "$CODE" 2>/dev/null || continue
+			unpacked=1
+		fi
+		CHECK_PY=$py
+		if checker_python -c 'import blazzctl.cli.main, sqlalchemy, alembic, yaml' 2>/dev/null; then
+			return 0
+		fi
+	done
+	CHECK_PY=""
+	return 1
+}
+
+checker_python() { PYTHONPATH=$CODE PYTHONDONTWRITEBYTECODE=1 "$CHECK_PY" "$@"; }
+checker() { checker_python -m blazzctl "$@"; } # this release's blazzctl (--dry-run writes no bytecode)
+json_field() { checker_python -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
+
+required_python() { # the lowest Python the release declares (python_requires / Requires-Python)
+	local found=""
+	if [[ -n $SOURCE ]]; then
+		found=$(sed -n 's/^python_requires *= *>= *\([0-9.]*\).*/\1/p' "$SOURCE/setup.cfg")
+	elif [[ -n $CODE ]]; then
+		found=$(sed -n 's/^Requires-Python: *>= *\([0-9.]*\).*/\1/p' "$CODE"/*.dist-info/METADATA 2>/dev/null)
+	fi
+	echo "${found:-3}"
+}
+
+check_python() {
+	local need version
+	need=$(required_python)
+	if ! version=$("$PYTHON" -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])' 2>/dev/null); then
+		check python FAILED "$PYTHON does not run: install python3, or set PYTHON to a Python >= $need"
+	elif ! "$PYTHON" -c "import sys; sys.exit(sys.version_info < tuple(map(int, '$need'.split('.'))))"; then
+		check python FAILED "$PYTHON is $version; this release needs >= $need: set PYTHON to another one"
+	elif ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+		check python FAILED "$PYTHON $version cannot create virtualenvs: apt-get install python3-venv"
+	else
+		check python ok "$PYTHON $version (the release needs >= $need)"
+	fi
+}
+
+check_user() {
+	if getent passwd "$SERVICE_USER" >/dev/null; then
+		check "service user" ok "$SERVICE_USER exists"
+	else
+		check "service user" FAILED "$SERVICE_USER does not exist: adduser --system --group --home /var/lib/blazz --no-create-home $SERVICE_USER"
+	fi
+}
+
+check_units() { # the configuration readable by the service user, and systemd: `blazzctl units check`
+	local status name detail out
+	out=$(checker units check --user "$SERVICE_USER" 2>&1 || true)
+	[[ $out == *config* ]] || { check configuration FAILED "\`blazzctl units check\` did not run: $out"; return; }
+	while read -r status name detail; do
+		case $name in
+		config) name=configuration ;;
+		systemctl) name=systemd ;;
+		user) continue ;; # checked above, with the command that creates it
+		esac
+		case $status in
+		ok | FAILED) check "$name" "$status" "$detail" ;;
+		warning:) echo "check: warning: $name $detail" ;;
+		esac # its closing error message repeats what the lines said
+	done <<<"$out"
+}
+
+check_database() { # reachable, and at a revision this release can migrate from (nothing applied)
+	local out current head
+	if ! out=$(checker db current --json 2>&1); then
+		check database FAILED "$(grep -m1 -e '^error:' -e '"message"' <<<"$out" || echo "$out" | head -n1)"
+		return
+	fi
+	read -r current head < <(json_field 'd["current"] or "-", d["head"]' <<<"$out")
+	if [[ $current == "$head" ]]; then
+		check database ok "reachable; schema at $head, nothing to migrate"
+	elif [[ $current == - ]]; then
+		check database ok "reachable; empty: \`db upgrade\` will create the schema ($head)"
+	elif grep -qs -e "^revision = [\"']${current}[\"']" "$CODE"/migrations/versions/*.py; then
+		check database ok "reachable; \`db upgrade\` will migrate $current -> $head"
+	else
+		check database FAILED "the schema is at $current, which this release does not know (a newer release migrated it)"
+	fi
+}
+
+preflight() {
+	check_python
+	check_user
+	if [[ -z $CHECK_PY ]]; then
+		check blazzctl FAILED "no environment with blazz's dependencies to run the checks in: create one as in docs/operations.md (python3 -m venv .venv && .venv/bin/pip install .)"
+		return
+	fi
+	check_units
+	if [[ " ${FAILED_CHECKS[*]} " == *" configuration "* ]]; then
+		echo "check: skipped database: not without a configuration the daemons can read"
+	else
+		check_database
+	fi
+}
 
 dry_run() {
-	local n count=$INSTANCES found
-	if [[ -z $count ]]; then
-		for found in "$PREFIX/current/venv/bin/blazzctl" "$(command -v blazzctl || true)"; do
-			if [[ -n $found && -x $found ]] && count=$(configured_instances "$found" 2>/dev/null); then
-				break
-			fi
-			count=""
-		done
+	local n count=$INSTANCES head
+	find_checker || true
+	if [[ -z $count && -n $CHECK_PY ]]; then
+		count=$(checker config show --json 2>/dev/null | json_field 'd["settings"]["daemon"]["instances"]' 2>/dev/null ||
+			true)
 	fi
 	local reuse=""
 	[[ ! -f $PREFIX/releases/$ID/.complete ]] || reuse=" (installed already: reused)"
 	echo "plan: release $ID: $PREFIX/releases/$ID, a virtualenv with ${WHEEL:-the checkout $SOURCE}$reuse"
 	echo "plan: db upgrade"
-	echo "plan: units install: --instances ${count:-N} --prefix $PREFIX --user $SERVICE_USER --dest $UNIT_DIR"
+	local api_flag=""
+	[[ $API == 0 ]] || api_flag=" --api"
+	echo "plan: units install: --instances ${count:-N} --prefix $PREFIX --user $SERVICE_USER --dest $UNIT_DIR$api_flag"
 	echo "plan: switch current: $PREFIX/current -> releases/$ID (now: $(readlink "$PREFIX/current" 2>/dev/null || echo none))"
 	if [[ -n $count ]]; then
+		head="instances: $count"
+		[[ -n $INSTANCES ]] && head+=" (--instances)" || head+=" (daemon.instances)"
 		for ((n = 1; n <= count; n++)); do echo "plan: restart blazz-session@$n"; done
 	else
 		echo "plan: restart blazz-session@1 .. blazz-session@N, one at a time (N = daemon.instances)"
 	fi
-	echo "plan: health: blazzctl health --wait $HEALTH_WAIT"
+	if [[ $API == 1 ]] || api_enabled; then echo "plan: restart blazz-api, gated on its GET /health"; fi
+	echo "plan: health: blazzctl health --gate --wait $HEALTH_WAIT"
 	echo "plan: prune: keep the newest $KEEP releases"
+	[[ -z ${head:-} ]] || echo "plan: $head"
+	preflight
+	if ((${#FAILED_CHECKS[@]})); then
+		local names
+		names=$(printf ', %s' "${FAILED_CHECKS[@]}")
+		echo "deploy.sh: dry run: ${#FAILED_CHECKS[@]} check(s) failed: ${names:2}" >&2
+		return 1
+	fi
+	echo "deploy: dry run: every check passed"
 }
 
 main() {

@@ -94,6 +94,13 @@ def run(args) -> dict:
         migrate(url)
         db = Database(url)
         ids = seed_accounts(db, args.accounts)
+        with db.session() as s:  # a backlog waits for accounts a phone linked once (never linked: refused)
+            from sqlalchemy import update
+
+            from blazzctl.models import WhatsAppAccount
+            from blazzctl.models.base import utcnow
+
+            s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id.in_(ids)).values(connected_at=utcnow()))
         fleet = Fleet(work / "fleet", url, link_delay=0.05, level="warning",
                       daemon={"heartbeat_interval": 2, "claim_interval": 2, "lease_ttl": 20, "start_stagger": 0,
                               "capacity": args.accounts})

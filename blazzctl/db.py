@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -108,48 +110,186 @@ def redact_url(url: str) -> str:
         return "***"
 
 
-def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int = 5,
-                      isolation: str = "READ COMMITTED") -> Engine:
-    """An engine with the options blazz relies on for this dialect."""
-    from sqlalchemy import create_engine
+SUPPORTED_URLS = "Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH."
+PERCENT_ENCODING = ("Characters of the user name or password that URLs reserve must be percent-encoded: "
+                    "@ as %40, : as %3A, / as %2F, ? as %3F, # as %23, % as %25, a space as %20 "
+                    "(p@ss:w/rd is written p%40ss%3Aw%2Frd); "
+                    "python3 -c 'import getpass, urllib.parse; print(urllib.parse.quote(getpass.getpass(), safe=\"\"))' "
+                    "prints the encoded form of a password typed at its prompt. See \"Database URL\" in docs/operations.md.")
+
+
+def check_database_url(url: str):
+    """The URL parsed exactly as the engine will parse it (``make_url``, then the driver's connect
+    arguments), or ConfigError (exit 78) saying what is wrong, never with the password in it.
+
+    A password with an unencoded ``@``, ``:`` or ``/`` makes SQLAlchemy read part of it as the
+    host, the port or the database: a port that is not a number raises ValueError deep in the
+    engine, the others connect to the wrong place. Both are caught here.
+    """
+    def bad(what: str, hint: str = SUPPORTED_URLS):
+        return ConfigError([("database", "database.url", what)], hint=hint)
 
     try:
         parsed = make_url(url)
     except exc.ArgumentError:
-        raise ConfigError([("database", "database.url", f"not a database URL: {redact_url(url)}")],
-                          hint="Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH.") from None
-    backend = parsed.get_backend_name()
-    if parsed.get_driver_name() not in {"sqlite": ("pysqlite",), "mysql": ("pymysql",),
-                                        "mariadb": ("pymysql",)}.get(backend, (parsed.get_driver_name(),)):
-        raise ConfigError([("database", "database.url", f"unsupported driver {parsed.drivername!r}")],
-                          hint="Use mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH.")
-    if backend == "sqlite":
-        database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            directory = Path(database).expanduser().parent
-            try:
-                directory.mkdir(parents=True, exist_ok=True)
-            except OSError as error:
-                raise DatabaseUnavailable(f"cannot create the directory {directory} of the SQLite "
-                                          f"database: {error.strerror}",
-                                          hint="Check database.url (or BLAZZ_DATABASE_URL) and the "
-                                               "directory's permissions.") from None
+        raise bad(f"not a database URL: {redact_url(url)}") from None
+    except ValueError:  # int(port): the text after a ':' of the password, usually
+        raise bad("the port (after the host's ':') is not a number", PERCENT_ENCODING) from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if backend not in ("sqlite", "mysql", "mariadb"):
+        raise bad(f"unsupported database {backend!r}",
+                  "blazz runs on MySQL 8 / MariaDB >= 10.6 (mysql+pymysql://...) or SQLite.")
+    if driver != {"sqlite": "pysqlite"}.get(backend, "pymysql"):
+        raise bad(f"unsupported driver {parsed.drivername!r}")
+    if backend != "sqlite":
+        if "@" in (parsed.host or "") or any(c in (parsed.database or "") for c in "@/"):
+            raise bad("the host or database name contains '@' or '/': the password holds one of them "
+                      "unencoded", PERCENT_ENCODING)
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise bad(f"port {parsed.port} is out of range (1-65535)")
+    try:
+        _connect_arguments(parsed)
+    except (TypeError, ValueError) as error:
+        raise bad(f"the URL's query parameters cannot be used: {error}",
+                  'See "Database URL" in docs/operations.md.') from None
+    return parsed
+
+
+def _connect_arguments(parsed) -> tuple[list, dict]:
+    """What the driver's connect() will be called with: the dialect's translation of the URL plus
+    our own connect arguments. Raises TypeError for a parameter the driver does not take."""
+    import warnings
+
+    dialect = parsed.get_dialect()()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLite ignores unknown query parameters (with a warning)
+        cargs, cparams = dialect.create_connect_args(_with_mysql_defaults(parsed))
+    if parsed.get_backend_name() != "sqlite":
+        import inspect
+
+        import pymysql
+
+        accepted = inspect.signature(pymysql.connections.Connection.__init__).parameters
+        unknown = sorted(set(cparams) - set(accepted))
+        if unknown:
+            raise TypeError(f"PyMySQL takes no parameter {', '.join(map(repr, unknown))}")
+    return cargs, cparams
+
+
+def _with_mysql_defaults(parsed):
+    if parsed.get_backend_name() != "sqlite" and "charset" not in parsed.query:
+        return parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with ``url`` for the settings validator (one line), or None."""
+    try:
+        check_database_url(url)
+    except ConfigError as error:
+        what = error.problems[0][2]
+        return f"{what}. {error.hint}" if error.hint and error.hint != SUPPORTED_URLS else what
+    return None
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file an SQLite URL opens (as the driver resolves it), or None (MySQL, :memory:, file: URIs)."""
+    parsed = check_database_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    cargs, cparams = _connect_arguments(parsed)
+    if cparams.get("uri") or not cargs or cargs[0] in ("", ":memory:"):
+        return None
+    return Path(cargs[0])
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """Per-connection limits a daemon sets so that a stalled or partitioned peer cannot hold rows.
+
+    ``idle_transaction``: the server drops a connection that left a transaction open and sent
+    nothing for this long, rolling it back (MariaDB's ``idle_transaction_timeout``; MySQL has
+    only ``wait_timeout``, which also ends idle pooled connections: the pool's pre-ping reconnects
+    them), so the row locks of a daemon cut off mid-transaction are freed in about a lease TTL,
+    not after hours. ``lock_wait``: how long a statement waits for another's row lock.
+    ``statement``: the longest a statement may run (MariaDB's ``max_statement_time``).
+    ``read_timeout``: how long the client waits for an answer. ``keepalive``: TCP keepalive idle
+    seconds, so a dead peer is noticed on both ends.
+    """
+
+    idle_transaction: int
+    lock_wait: int = 50
+    statement: float = 0.0
+    read_timeout: int = 60
+    keepalive: int = 0
+
+    def statements(self, mariadb: bool) -> list[str]:
+        idle = max(1, int(self.idle_transaction))
+        sql = [f"SET SESSION idle_transaction_timeout = {idle}" if mariadb else f"SET SESSION wait_timeout = {idle}",
+               f"SET SESSION innodb_lock_wait_timeout = {max(1, int(self.lock_wait))}"]
+        if self.statement and mariadb:
+            sql.append(f"SET SESSION max_statement_time = {float(self.statement)}")
+        return sql
+
+
+def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int = 5,
+                      isolation: str = "READ COMMITTED", limits: ServerLimits | None = None) -> Engine:
+    """An engine with the options blazz relies on for this dialect.
+
+    It never creates an SQLite file (or its directory): a missing one is DatabaseUnavailable
+    on first use, naming the file; ``blazzctl.services.schema.upgrade`` creates it (0600).
+    ``limits`` apply to MySQL/MariaDB connections only.
+    """
+    from sqlalchemy import create_engine
+
+    parsed = check_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
         engine = create_engine(parsed, connect_args={"timeout": connect_timeout})
+        event.listen(engine, "do_connect", _sqlite_refuse_missing)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
-    if backend in ("mysql", "mariadb"):
-        if "charset" not in parsed.query:
-            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        # No reset-on-return ROLLBACK: every Session and Connection here ends its own
-        # transaction, and the extra statement per checkout doubled a daemon's idle load.
-        return create_engine(
-            parsed, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=3600,
-            pool_reset_on_return=None, isolation_level=isolation,
-            connect_args={"connect_timeout": max(1, int(connect_timeout)),
-                          "read_timeout": 60, "write_timeout": 60})
-    raise ConfigError([("database", "database.url", f"unsupported database {backend!r}")],
-                      hint="blazz runs on MySQL 8 / MariaDB >= 10.6 (mysql+pymysql://...) or SQLite.")
+    # No reset-on-return ROLLBACK: every Session and Connection here ends its own
+    # transaction, and the extra statement per checkout doubled a daemon's idle load.
+    read_timeout = limits.read_timeout if limits else 60
+    engine = create_engine(
+        _with_mysql_defaults(parsed), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_recycle=3600, pool_reset_on_return=None, isolation_level=isolation,
+        connect_args={"connect_timeout": max(1, int(connect_timeout)), "read_timeout": read_timeout,
+                      "write_timeout": read_timeout})
+    if limits is not None:
+        event.listen(engine, "connect", functools.partial(_apply_limits, limits))
+    return engine
+
+
+def _apply_limits(limits: ServerLimits, dbapi_conn, _record) -> None:
+    import socket
+
+    sock = getattr(dbapi_conn, "_sock", None)
+    if limits.keepalive and sock is not None and hasattr(socket, "TCP_KEEPIDLE"):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, limits.keepalive)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, limits.keepalive // 3))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
+        except OSError:
+            pass
+    mariadb = "mariadb" in str(getattr(dbapi_conn, "server_version", "") or "").lower()
+    with dbapi_conn.cursor() as cur:
+        for sql in limits.statements(mariadb):
+            cur.execute(sql)
+    dbapi_conn.commit()
+
+
+def _sqlite_refuse_missing(_dialect, _record, cargs, cparams) -> None:
+    # sqlite3 would create a missing file (an empty database without a schema), and its
+    # directory is the operator's typo as often as not: only `init` / `db upgrade` create it.
+    path = cargs[0] if cargs else ""
+    if cparams.get("uri") or path in ("", ":memory:") or os.path.exists(path):
+        return
+    raise DatabaseUnavailable(f"no SQLite database at {path}",
+                              hint="Run `blazzctl init` to create it, or check database.url "
+                                   "(BLAZZ_DATABASE_URL).")
 
 
 def _sqlite_on_connect(dbapi_conn, _record) -> None:
@@ -178,9 +318,11 @@ def is_mysql(engine_or_session) -> bool:
 class Database:
     """One process's handle on the database: engine plus session factory."""
 
-    def __init__(self, url: str, *, connect_timeout: float = 10, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, connect_timeout: float = 10, pool_size: int = 5,
+                 limits: ServerLimits | None = None) -> None:
         self.url = url
-        self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size)
+        self.limits = limits
+        self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size, limits=limits)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: Engine | None = None
         self._connect_timeout = connect_timeout
@@ -208,7 +350,7 @@ class Database:
             return
         if self._reader is None:
             self._reader = create_engine_for(self.url, connect_timeout=self._connect_timeout, pool_size=2,
-                                             isolation="AUTOCOMMIT")
+                                             isolation="AUTOCOMMIT", limits=self.limits)
             # In autocommit mode COMMIT/ROLLBACK have nothing to end; the driver would still
             # send them (one statement per read). This engine's dialect skips them.
             self._reader.dialect.do_commit = self._reader.dialect.do_rollback = lambda _dbapi_conn: None
@@ -234,9 +376,11 @@ def translate_errors(url: str) -> Iterator[None]:
             raise Conflict(f"a concurrent change to the same rows got in the way ({short_reason(error)}); "
                            "nothing was changed", hint="Run the command again.") from None
         if isinstance(error, exc.OperationalError) and is_unreachable(error):
+            hint = "Check database.url (or BLAZZ_DATABASE_URL) and that the server is running."
+            if _code(error) == 1045:  # access denied: often a password that needed percent-encoding
+                hint = "Check the user name and password in database.url (or BLAZZ_DATABASE_URL). " + PERCENT_ENCODING
             raise DatabaseUnavailable(
-                f"cannot reach the database at {redact_url(url)}: {short_reason(error)}",
-                hint="Check database.url (or BLAZZ_DATABASE_URL) and that the server is running.") from None
+                f"cannot reach the database at {redact_url(url)}: {short_reason(error)}", hint=hint) from None
         raise
     except exc.InterfaceError as error:
         raise DatabaseUnavailable(f"lost the database connection to {redact_url(url)}: {short_reason(error)}",
@@ -247,9 +391,15 @@ def translate_errors(url: str) -> Iterator[None]:
 _UNREACHABLE_CODES = {1044, 1045, 1049, 2002, 2003, 2005, 2006, 2013, 2055}
 
 
+def _code(error: exc.DBAPIError) -> int | None:
+    """The MySQL error number of a driver error (None for SQLite's)."""
+    orig = getattr(error, "orig", None)
+    return orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+
+
 def is_missing_schema(error: exc.DBAPIError) -> bool:
     orig = getattr(error, "orig", None)
-    code = orig.args[0] if orig is not None and orig.args and isinstance(orig.args[0], int) else None
+    code = _code(error)
     return code == 1146 or "no such table" in str(orig or error).lower()
 
 

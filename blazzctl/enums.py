@@ -37,6 +37,7 @@ class CommandKind(StrEnum):
     DISCONNECT = "disconnect"
     RECONNECT = "reconnect"
     LOGOUT = "logout"
+    READ_CHAT = "read_chat"  # send a read receipt for a chat (args: {"chat": jid})
 
 
 class CommandStatus(StrEnum):
@@ -54,13 +55,17 @@ class Direction(StrEnum):
 
 class MessageStatus(StrEnum):
     PENDING = "pending"
-    SENDING = "sending"
+    SENDING = "sending"  # its WhatsApp id is committed; not handed to the page yet
+    HANDED = "handed"  # handed to the page: WhatsApp may have it (resolved by evidence, never resent blind)
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
     PLAYED = "played"
     FAILED = "failed"
     RECEIVED = "received"
+    UNDECRYPTED = "undecrypted"  # received, not decrypted yet: completed in place when it decrypts
+    CANCELLED = "cancelled"  # never sent: `message cancel`, or its account was removed
+    UNKNOWN = "unknown"  # handed to a page that is gone, and WhatsApp gave no evidence: `message resend|cancel`
 
 
 class ChatType(StrEnum):

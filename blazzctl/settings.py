@@ -41,7 +41,9 @@ _DATABASE_URL = re.compile(r"^(sqlite(\+pysqlite)?|(mysql|mariadb)\+pymysql)://"
 
 def _database_url(value: str) -> str | None:
     if _DATABASE_URL.match(value):
-        return None
+        from blazzctl.db import database_url_problem  # parsed as the engine will (SQLAlchemy)
+
+        return database_url_problem(value)
     return ("must be a mysql+pymysql://USER:PASSWORD@HOST/DB or sqlite:///PATH URL "
             "(MySQL 8 / MariaDB >= 10.6, or SQLite)")
 
@@ -63,6 +65,8 @@ class DaemonSettings:
     claim_interval: float = setting(5.0, "Seconds between claim/renew rounds", min=0.2, max=300)
     lease_ttl: float = setting(30.0, "Seconds a lease lasts without renewal (database clock)", min=1, max=3600)
     drain_timeout: float = setting(30.0, "Seconds a stopping daemon may spend closing sessions", min=1, max=3600)
+    send_margin: float = setting(2.0, "Seconds of lease (to the fence deadline) a send needs left before it is "
+                                      "handed to the page, which refuses it after that deadline", min=0, max=600)
     claim_batch: int = setting(10, "Most accounts claimed in one round", min=1, max=1000)
     start_stagger: float = setting(0.5, "Seconds between two session starts of one daemon", min=0, max=60)
     memory_budget_mb: int = setting(0, "Stop claiming when the daemon's process tree uses this much "
@@ -73,6 +77,27 @@ class DaemonSettings:
                                      "host name")
     state_dir: str | None = setting(None, "Chromium profiles and local caches; empty: $STATE_DIRECTORY "
                                           "under systemd, else $XDG_STATE_HOME/blazz")
+
+    def __post_init__(self) -> None:
+        """A lease must survive a missed round, and a daemon must look alive for a whole lease: with
+        claim rounds or heartbeats any slower, one slow round self-fences a healthy daemon or marks
+        it dead while it holds accounts."""
+        problems = []
+        if self.claim_interval >= 0.5 * self.lease_ttl:
+            problems.append(("daemon", "daemon.claim_interval",
+                             f"{self.claim_interval:g} must be below half of daemon.lease_ttl ({self.lease_ttl:g}): "
+                             "lower it or raise daemon.lease_ttl"))
+        if self.send_margin >= 0.75 * self.lease_ttl - self.claim_interval:
+            problems.append(("daemon", "daemon.send_margin",
+                             f"{self.send_margin:g} must be below 0.75 x daemon.lease_ttl - daemon.claim_interval "
+                             f"({0.75 * self.lease_ttl - self.claim_interval:g}), or no send would ever have enough "
+                             "lease left: lower it or raise daemon.lease_ttl"))
+        if self.heartbeat_interval >= self.lease_ttl / 3:
+            problems.append(("daemon", "daemon.heartbeat_interval",
+                             f"{self.heartbeat_interval:g} must be below a third of daemon.lease_ttl "
+                             f"({self.lease_ttl:g}): lower it or raise daemon.lease_ttl"))
+        if problems:
+            raise ConfigError(problems)
 
 
 @dataclass(frozen=True)
@@ -90,6 +115,12 @@ class WebjsSettings:
     checkpoint_interval: float = setting(300.0, "Seconds between login archives of a connected account",
                                          min=10, max=86400)
     start_timeout: float = setting(90.0, "Seconds for WhatsApp Web to load", min=5, max=3600)
+    ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "
+                                          "it is restarted as stuck_loading (the third time in a row, the "
+                                          "account fails)", min=1, max=3600)
+    decrypt_timeout: float = setting(30.0, "Seconds an incoming message may stay undecrypted (ciphertext) before "
+                                           "it is stored with status undecrypted (completed when it decrypts)",
+                                     min=0.1, max=86400)
 
 
 @dataclass(frozen=True)
@@ -123,6 +154,8 @@ class WebhooksSettings:
     retention_days: float = setting(7.0, "Days delivered deliveries are kept (for `webhook deliveries` and "
                                          "redelivery); dead ones are kept until redelivered; 0: for ever",
                                     min=0, max=3650)
+    rotation_grace: float = setting(86400.0, "Seconds the old secret keeps signing deliveries (next to the new "
+                                             "one) after `webhook rotate-secret`", min=0, max=30 * 86400)
 
     def __post_init__(self) -> None:
         bad = [d for d in self.retry_schedule
@@ -142,11 +175,23 @@ class MessagesSettings:
     send_attempts: int = setting(5, "Tries of a send that fails for a transient reason before it fails",
                                  min=1, max=100)
     poll_interval: float = setting(0.5, "Seconds between looks for pending outbound messages", min=0.05, max=60)
+    resolve_timeout: float = setting(60.0, "Seconds a new owner asks WhatsApp about a message the previous one "
+                                           "had handed to its page before giving it status unknown",
+                                     min=1, max=3600)
+    pending_ttl: float = setting(86400.0, "Seconds a message may wait unsent (its account not connected); "
+                                          "then it fails with error expired", min=1, max=90 * 86400)
     media_max_mb: dict = setting({"image": 16, "video": 16, "audio": 16, "document": 100},
                                  "Largest media file per kind, in MB (after WhatsApp's own limits)")
-    download_media: bool = setting(False, "Save received media files to media_dir")
-    media_dir: str | None = setting(None, "Where received media is saved; empty: media/ in the state directory")
+    download_media: bool = setting(False, "Store received media in the database (message_media_chunks), readable "
+                                          "from any host with `blazzctl message media`")
+    max_download_mb: float = setting(16.0, "Largest received media file stored, in MB; larger ones keep only "
+                                           "their metadata", min=0.01, max=2048)
+    media_retention_days: float = setting(30.0, "Days received media is kept in the database; 0: for ever",
+                                          min=0, max=3650)
+    media_dir: str | None = setting(None, "Unused: received media is stored in the database (kept so older "
+                                          "configuration files stay valid)")
     ignore_status_broadcasts: bool = setting(True, "Ignore Status updates (status@broadcast)")
+    auto_read: bool = setting(False, "Send a read receipt (blue ticks) for every received message as it is stored")
 
 
 @dataclass(frozen=True)
@@ -200,6 +245,49 @@ class MetricsSettings:
                                      "or a local Prometheus)")
 
 
+def _listen_host(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "must be an IP address (127.0.0.1, ::1, or 0.0.0.0 with allow_remote)"
+    return None
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    host: str = setting("127.0.0.1", "Address blazz-api listens on; anything but loopback needs allow_remote "
+                                     "(put a TLS reverse proxy in front)", check=_listen_host)
+    port: int = setting(8080, "Port blazz-api listens on", min=1, max=65535)
+    workers: int = setting(2, "blazz-api worker processes (each with its own database pool)", min=1, max=64)
+    allow_remote: bool = setting(False, "Allow host to be a non-loopback address")
+    rate_limit_per_minute: int = setting(6000, "Requests one API key may make per minute, counted by each worker "
+                                               "on its own (fixed window); 0: no limit", min=0, max=10_000_000)
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    failed_critical_ratio: float = setting(0.2, "Failed accounts, as a share of the runnable ones (meant to run, or "
+                                                "failed), above which health is CRITICAL; any failed account is a "
+                                                "WARNING", min=0, max=1)
+    webhooks_warning_age: float = setting(300.0, "Seconds the oldest pending webhook delivery may wait before health "
+                                                 "warns", min=1, max=30 * 86400)
+    webhooks_critical_age: float = setting(3600.0, "Seconds the oldest pending webhook delivery may wait before "
+                                                   "health is CRITICAL", min=1, max=30 * 86400)
+    outbound_warning_age: float = setting(600.0, "Seconds the oldest pending outbound message may wait before "
+                                                 "health warns", min=1, max=90 * 86400)
+    outbound_critical_age: float = setting(3600.0, "Seconds the oldest pending outbound message may wait before "
+                                                   "health is CRITICAL", min=1, max=90 * 86400)
+
+    def __post_init__(self) -> None:
+        for kind in ("webhooks", "outbound"):
+            warning, critical = getattr(self, f"{kind}_warning_age"), getattr(self, f"{kind}_critical_age")
+            if warning > critical:
+                raise ConfigError([("health", f"health.{kind}_warning_age",
+                                    f"{warning:g} is above health.{kind}_critical_age ({critical:g})")])
+
+
 @dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = section(DatabaseSettings, "Where blazz keeps its state")
@@ -211,7 +299,11 @@ class Settings:
     webhooks: WebhooksSettings = section(WebhooksSettings, "Webhook delivery (the outbox dispatcher)")
     messages: MessagesSettings = section(MessagesSettings, "Sending and receiving messages")
     sync: SyncSettings = section(SyncSettings, "Reading chats, contacts and groups from WhatsApp")
+    api: ApiSettings = section(ApiSettings, "The HTTP API (blazz-api)")
+    health: HealthSettings = section(HealthSettings, "Thresholds of `blazzctl health`")
     source: str | None = field(default=None, compare=False, metadata={"internal": True})
+    # What loading noticed but did not refuse (unknown BLAZZ_* variables); the CLI prints them.
+    warnings: tuple[str, ...] = field(default=(), compare=False, metadata={"internal": True})
 
     @property
     def database_url(self) -> str:

@@ -59,8 +59,47 @@ def load_settings(explicit: str | None = None, *, environ: typing.Mapping[str, s
     if problems:
         raise ConfigError(problems, hint="Fix these keys (see config/blazz.example.yaml), then run "
                                          "`blazzctl config check`.")
-    settings = _instantiate(Settings, values)
-    return dataclasses.replace(settings, source=str(path) if path else None)
+    try:
+        settings = _instantiate(Settings, values)
+    except ConfigError as error:  # a rule between keys (the sections' __post_init__): name where they came from
+        raise ConfigError([(str(path) if path else "defaults and environment", key, what)
+                           for _section, key, what in error.problems],
+                          hint="Fix these keys (see config/blazz.example.yaml), then run `blazzctl config check`.") \
+            from None
+    return dataclasses.replace(settings, source=str(path) if path else None,
+                               warnings=tuple(unknown_variables(environ)))
+
+
+# BLAZZ_* variables that are not settings: read by the CLI, or reserved for the test suite and
+# the benchmarks. Any other unknown BLAZZ_* variable is probably a misspelt setting.
+OTHER_VARIABLES = (CONFIG_ENV, "BLAZZ_WORKSPACE")
+RESERVED_PREFIXES = ("BLAZZ_TEST_", "BLAZZ_BENCH_")
+
+
+def unknown_variables(environ: typing.Mapping[str, str]) -> list[str]:
+    """A warning for every BLAZZ_* variable that blazz does not read, with the nearest known name.
+
+    Warnings, not errors: the variable may belong to a script of the operator's, and the
+    environment of a unit or a shell is shared with other programs."""
+    known = [*OTHER_VARIABLES]
+    for key, fld, _ in iter_fields(Settings):
+        known.append(env_name(key))
+        if fld.metadata.get("env"):
+            known.append(fld.metadata["env"])
+    out = []
+    for name in sorted(environ):
+        if name.startswith("BLAZZ_") and name not in known and not name.startswith(RESERVED_PREFIXES):
+            match = _closest(name, known)
+            out.append(f"environment {name}: not a blazz setting, ignored"
+                       + (f" (did you mean {match}?)" if match else ""))
+    return out
+
+
+def _closest(name: str, candidates: typing.Iterable[str]) -> str | None:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _build(cls: type, raw: Any, source: str, prefix: str, problems: list) -> dict:
@@ -72,7 +111,7 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list) -> dic
     known = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in raw:
         if key not in known:
-            problems.append((source, f"{prefix}{key}", "unknown key"))
+            problems.append((source, f"{prefix}{key}", "unknown key" + _suggest_key(str(key), prefix, known)))
     for name, fld in known.items():
         if fld.metadata.get("section"):
             section_raw = raw.get(name)  # an empty section ("daemon:") is None: defaults
@@ -85,6 +124,18 @@ def _build(cls: type, raw: Any, source: str, prefix: str, problems: list) -> dic
             else:
                 problems.append((source, f"{prefix}{name}", value))
     return out
+
+
+def _suggest_key(key: str, prefix: str, known: dict) -> str:
+    """" (did you mean ...?)" for an unknown key: a close name in its section, else a close key of
+    another section (``database.instances`` -> ``daemon.instances``), else nothing."""
+    nearby = _closest(key, known)
+    if nearby:
+        return f" (did you mean {prefix}{nearby}?)"
+    elsewhere = {dotted.rsplit(".", 1)[-1]: dotted for dotted, _, _ in iter_fields(Settings)}
+    elsewhere.update({f.name: f.name for f in dataclasses.fields(Settings) if f.metadata.get("section")})
+    match = _closest(key, elsewhere)
+    return f" (did you mean {elsewhere[match]}?)" if match else ""
 
 
 def _apply_env(values: dict, environ: typing.Mapping[str, str], problems: list) -> None:

@@ -12,9 +12,12 @@ _PHONE_CHARS = re.compile(r"^(\+|00)?[0-9(][0-9 ().\-/]*\Z")
 
 
 def name(value: str, *, what: str = "name") -> str:
-    """A name of 1-100 characters without control characters, returned exactly as given."""
+    """A name of 1-100 characters without control characters, not only blanks, returned exactly as given."""
     if not value:
         raise InvalidInput(f"{what} must not be empty", hint=f"Give a {what} of 1-{NAME_MAX} characters.")
+    if all(_blank(ch) for ch in value):  # "   " reads as no name at all in every list
+        raise InvalidInput(f"{what} must not be only whitespace",
+                           hint=f"Give a {what} with at least one visible character.")
     if len(value) > NAME_MAX:
         raise InvalidInput(f"{what} is {len(value)} characters long; the limit is {NAME_MAX}",
                            hint=f"Give a shorter {what}.")
@@ -27,6 +30,11 @@ def name(value: str, *, what: str = "name") -> str:
             raise InvalidInput(f"{what} is not valid UTF-8 text",
                                hint="Check the terminal's encoding (a UTF-8 locale), and type the name again.")
     return value
+
+
+def _blank(ch: str) -> bool:
+    """Whitespace (spaces of every width, non-breaking ones too) or an invisible format character."""
+    return ch.isspace() or unicodedata.category(ch) in ("Zs", "Zl", "Zp", "Cf")
 
 
 def reference(value: str, *, what: str = "reference") -> str:
@@ -55,7 +63,11 @@ def phone_e164(value: str) -> str:
         parsed = phonenumbers.parse(candidate, None)
     except phonenumbers.NumberParseException:
         parsed = None
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
+    # Valid, or at least of a possible length for its country: WhatsApp has numbers the
+    # metadata does not know as valid (new ranges, test numbers such as +4915550001), and
+    # daemons store whatever number links, so every number blazz stores is accepted back.
+    if parsed is None or not (phonenumbers.is_valid_number(parsed) or phonenumbers.is_possible_number_with_reason(
+            parsed) == phonenumbers.ValidationResult.IS_POSSIBLE):
         raise InvalidInput(f"{value!r} is not a valid phone number",
                            hint="Give it in international form with the country code, e.g. +62 812-3456-7890.")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -30,7 +30,7 @@ def account(acc: WhatsAppAccount) -> dict[str, Any]:
         "created_at": iso(acc.created_at), "auth_saved_at": iso(acc.auth_saved_at),
         # why it is in its state
         "status_reason": acc.status_reason, "status_changed_at": iso(acc.status_changed_at),
-        "last_error": acc.last_error,
+        "last_error": acc.last_error, "wa_version": acc.wa_version,
     }
 
 
@@ -41,6 +41,7 @@ def daemon(view) -> dict[str, Any]:
             "live": view.live, "heartbeat_at": iso(d.heartbeat_at),
             "heartbeat_age_s": round(view.heartbeat_age, 1) if view.heartbeat_age is not None else None,
             "accounts_owned": d.accounts_owned, "capacity": d.capacity, "rss_bytes": d.rss_bytes,
+            "pss_bytes": d.pss_bytes,
             "process_count": d.process_count, "cpu_percent": d.cpu_percent, "version": d.version,
             "status_text": d.status_text, "started_at": iso(d.started_at), "last_error": d.last_error}
 
@@ -51,9 +52,12 @@ def audit_event(event: AuditEvent) -> dict[str, Any]:
             "target": event.target, "details": event.details, "created_at": iso(event.created_at)}
 
 
-def message(msg) -> dict[str, Any]:
-    return {"id": msg.id, "uuid": msg.uuid, "whatsapp_account_id": msg.whatsapp_account_id, "chat_jid": msg.chat_jid,
+def message(msg, account: str | None = None) -> dict[str, Any]:
+    """``account``: the account's name (messages carry only its id)."""
+    return {"id": msg.id, "uuid": msg.uuid, "whatsapp_account_id": msg.whatsapp_account_id, "account": account,
+            "chat_jid": msg.chat_jid,
             "direction": str(msg.direction), "type": msg.type, "body": msg.body, "status": str(msg.status),
             "ack": msg.ack, "wa_message_id": msg.wa_message_id, "idempotency_key": msg.idempotency_key,
             "error": msg.error, "created_at": iso(msg.created_at), "sent_at": iso(msg.sent_at),
-            "delivered_at": iso(msg.delivered_at), "read_at": iso(msg.read_at)}
+            "delivered_at": iso(msg.delivered_at), "read_at": iso(msg.read_at), "edited_at": iso(msg.edited_at),
+            "revoked_at": iso(msg.revoked_at), "edits": msg.edits or []}

@@ -14,7 +14,8 @@ def chat(c) -> dict[str, Any]:
 
 
 def contact(c) -> dict[str, Any]:
-    return {"id": c.id, "whatsapp_account_id": c.whatsapp_account_id, "jid": c.jid, "phone_number": c.phone_number,
+    return {"id": c.id, "whatsapp_account_id": c.whatsapp_account_id, "jid": c.jid, "lid": c.lid,
+            "phone_number": c.phone_number,
             "name": c.name, "push_name": c.push_name, "is_business": bool(c.is_business),
             "is_my_contact": bool(c.is_my_contact), "updated_at": iso(c.updated_at)}
 

@@ -27,11 +27,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def install_datadir(datadir: Path) -> None:
+    """``mariadb-install-db`` into ``datadir`` with its own temporary directory beside it: bootstraps
+    running side by side (pytest-xdist workers) otherwise collide on temporary tables in /tmp."""
+    installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    tmpdir = datadir.parent / "tmp"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([installer, "--no-defaults", f"--datadir={datadir}", f"--tmpdir={tmpdir}", "--user=root",
+                           "--auth-root-authentication-method=normal", "--skip-test-db"],
+                          capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmpdir)})
+    if done.returncode:
+        raise RuntimeError(f"mariadb-install-db failed ({done.returncode}):\n{(done.stdout + done.stderr)[-3000:]}")
+
+
 class PrivateMariaDB:
     """A throwaway mariadbd in a temp dir (about 2 s to start)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.root = root
+        self.extra_args = extra_args  # more mariadbd options, after (and so over) the ones below
         self.datadir = root / "data"
         self.port = _free_port()
         self.proc: subprocess.Popen | None = None
@@ -46,15 +60,14 @@ class PrivateMariaDB:
         if not installer or not Path(server).exists():
             pytest.exit("MariaDB server binaries not found: apt-get install mariadb-server "
                         "(or set BLAZZ_TEST_DATABASE_URL)", returncode=3)
-        subprocess.run([installer, "--no-defaults", f"--datadir={self.datadir}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        install_datadir(self.datadir)
         self.proc = subprocess.Popen(
-            [server, "--no-defaults", f"--datadir={self.datadir}", "--user=root", f"--port={self.port}",
+            [server, "--no-defaults", f"--datadir={self.datadir}", f"--tmpdir={self.datadir.parent / 'tmp'}",
+             "--user=root", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.root}/s.sock", "--skip-log-bin",
              "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2",
              "--transaction-isolation=READ-COMMITTED", "--max-connections=500",
-             f"--log-error={self.root}/error.log"],
+             f"--log-error={self.root}/error.log", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready()
 
@@ -86,10 +99,10 @@ class PrivateMariaDB:
         """Start the same datadir again on the same port (after stop())."""
         self.proc = subprocess.Popen(
             [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={self.datadir}",
-             "--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.root}/s.sock",
+             f"--tmpdir={self.datadir.parent / 'tmp'}", "--user=root", f"--port={self.port}", "--bind-address=127.0.0.1", f"--socket={self.root}/s.sock",
              "--skip-log-bin", "--innodb-buffer-pool-size=256M", "--innodb-flush-log-at-trx-commit=2",
              "--transaction-isolation=READ-COMMITTED", "--max-connections=500",
-             f"--log-error={self.root}/error.log"],
+             f"--log-error={self.root}/error.log", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.wait_ready()
 

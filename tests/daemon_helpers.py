@@ -38,17 +38,22 @@ FAST = {"heartbeat_interval": 0.5, "claim_interval": 0.5, "lease_ttl": 4.0, "sta
 
 def write_config(path: Path, *, url: str, journal: Path, state_dir: Path, host: str = "host-a",
                  daemon: dict | None = None, link_delay: float = 0.05, webhooks: bool = False,
-                 level: str = "info", provider_options: dict | None = None) -> Path:
+                 level: str = "info", provider_options: dict | None = None, messages: dict | None = None) -> Path:
     """A daemon config file: database URL, daemon timings, the fake provider with its journal."""
     config = {
         "database": {"url": url},
         "daemon": {**FAST, **(daemon or {}), "host": host, "state_dir": str(state_dir)},
         "providers": {"webjs": {"driver": "tests.fakes.provider:FakeProvider",
                                 "options": {"journal": str(journal), "link_delay": link_delay,
+                                            # login archives shared by the daemons: a restored page
+                                            # knows only what they held (FakeProvider docstring)
+                                            "archives": str(journal.parent / "archives"),
                                             **(provider_options or {})}}},
         "webhooks": {"enabled": webhooks},
         "logging": {"level": level, "format": "text"},
     }
+    if messages:
+        config["messages"] = messages
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return path
@@ -195,8 +200,16 @@ class Fleet:
     """Session daemons as real processes on one database; ``close()`` kills whatever is left."""
 
     def __init__(self, root: Path, url: str, *, daemon: dict | None = None, link_delay: float = 0.05,
-                 webhooks: bool = False, level: str = "info") -> None:
+                 webhooks: bool = False, level: str = "info", python: str | None = None,
+                 per_host: dict[str, dict] | None = None, urls: dict[str, str] | None = None) -> None:
         self.root = Path(root)
+        self.urls = urls or {}  # host → database URL for that host's daemons (e.g. through a proxy)
+        # host → daemon settings over ``daemon`` for that host's config; its "provider" key: fake
+        # provider options for that host
+        self.per_host = per_host or {}
+        # Another interpreter (a virtualenv blazz was installed into) runs the installed package, not
+        # this checkout's source.
+        self.python = python
         self.url = url
         self.journal = self.root / "journal.jsonl"
         self.daemon_settings = daemon or {}
@@ -215,20 +228,30 @@ class Fleet:
         path = self.root / f"{host}.yaml"
         if host not in self._configs:
             self._configs.add(host)
-            write_config(path, url=self.url, journal=self.journal, state_dir=self.root / "state" / host, host=host,
-                         daemon=self.daemon_settings, link_delay=self.link_delay, webhooks=self.webhooks,
-                         level=self.level)
+            overrides = dict(self.per_host.get(host, {}))
+            provider = overrides.pop("provider", None)  # fake provider options for this host
+            messages = overrides.pop("messages", None)  # messages settings for this host
+            write_config(path, url=self.urls.get(host, self.url), journal=self.journal,
+                         state_dir=self.root / "state" / host, host=host,
+                         daemon={**self.daemon_settings, **overrides}, link_delay=self.link_delay,
+                         webhooks=self.webhooks, level=self.level, provider_options=provider, messages=messages)
         return path
 
-    def start(self, instance: int, *, host: str = "host-a") -> Daemon:
+    def start(self, instance: int, *, host: str = "host-a", env: dict[str, str] | None = None) -> Daemon:
         config = self.config_for(host)
         name = f"{host}:{instance}"
         log = self.root / f"{host}-{instance}.log"
+        extra = env or {}  # e.g. NOTIFY_SOCKET and WATCHDOG_USEC, as systemd sets them
         env = {k: v for k, v in os.environ.items() if not k.startswith("BLAZZ_") and k != "NOTIFY_SOCKET"}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+        env.update(extra)
+        if self.python:
+            env.pop("PYTHONPATH", None)
+        else:
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
         with open(log, "ab") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "daemons.session", "--instance", str(instance),
-                                     "--config", str(config)], cwd=str(REPO), env=env, stdout=out,
+            proc = subprocess.Popen([self.python or sys.executable, "-m", "daemons.session", "--instance",
+                                     str(instance), "--config", str(config)],
+                                    cwd=str(self.root if self.python else REPO), env=env, stdout=out,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         daemon = Daemon(name, instance, host, proc, log, config)
         self.daemons[name] = daemon

@@ -149,7 +149,10 @@ def test_invalid_names(name):
 
 @pytest.mark.parametrize("given,e164", [("+62 812-3456-7890", "+6281234567890"), ("+1 (202) 555-0143", "+12025550143"),
                                         ("0044 20 7946 0958", "+442079460958"), ("6281234567890", "+6281234567890"),
-                                        ("+(62) 812.3456.7890", "+6281234567890")])
+                                        ("+(62) 812.3456.7890", "+6281234567890"),
+                                        # possible but not "valid" in the metadata: WhatsApp has such
+                                        # numbers, daemons store them when they link, so they are accepted
+                                        ("+4915550001", "+4915550001"), ("+49 1555 0000 12", "+491555000012")])
 def test_phone_numbers(given, e164):
     assert validate.phone_e164(given) == e164
 

@@ -19,9 +19,9 @@ THIS_TREE = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.g
 ACCOUNT_KEYS = {"id", "uuid", "workspace_id", "workspace", "name", "session_id", "phone_number",
                 "provider_type", "status", "is_primary", "desired_state", "owner", "connected_at",
                 "last_activity_at", "created_at"}
-# Added later (login archives; why an account is in its state); every other key is exactly the
-# foundation issue's list.
-LATER_ACCOUNT_KEYS = {"auth_saved_at", "status_reason", "status_changed_at", "last_error"}
+# Added later (login archives; why an account is in its state; the WhatsApp Web build); every other
+# key is exactly the foundation issue's list.
+LATER_ACCOUNT_KEYS = {"auth_saved_at", "status_reason", "status_changed_at", "last_error", "wa_version"}
 WORKSPACE_KEYS = {"id", "uuid", "name", "created_at"}
 
 ODD_NAMES = ["O'Brien \"quoted\"", "x'); DROP TABLE whatsapp_accounts; --", "Toko 🛒 Jaya 🇮🇩",
@@ -44,14 +44,27 @@ def ok_json(result):
 
 
 def failed(result, code: int, *needles: str) -> str:
-    """Assert a failure: exit code, nothing on stdout, one message on stderr, no traceback."""
+    """Assert a failure: exit code, nothing on stdout, one message on stderr, no traceback (under
+    --json: the error as JSON on stdout, nothing on stderr); the message as stderr would say it."""
     assert result.code == code, result
-    assert result.stdout == "", result
-    assert result.stderr.startswith("error: "), result
-    assert "Traceback" not in result.stderr
+    message = json_error(result)
+    if message is None:
+        assert result.stdout == "", result
+        message = result.stderr
+    assert message.startswith("error: "), result
+    assert "Traceback" not in message
     for needle in needles:
-        assert needle in result.stderr, result
-    return result.stderr
+        assert needle in message, result
+    return message
+
+
+def json_error(result) -> str | None:
+    """The error a --json command printed on stdout, as text (None: no JSON error there)."""
+    if not result.stdout.startswith('{\n  "error": {'):
+        return None
+    assert result.stderr == "", result
+    error = json.loads(result.stdout)["error"]
+    return f"error: {error['message']}" + (f"\n  {error['hint']}" if error.get("hint") else "")
 
 
 def add(bz, ws: str, name: str, *extra: str) -> dict:
@@ -420,12 +433,18 @@ def test_json_output_is_only_json(bz):
 
 
 def test_unmigrated_database(cli, db_url):
+    from blazzctl.services.schema import create_sqlite_file
+
+    create_sqlite_file(db_url)  # SQLite: an empty file (a missing one is exit 69, tests/test_database_files.py)
     failed(cli("db", "check", db=db_url), 1, "schema is at empty", "blazzctl db upgrade")
     failed(cli("account", "list", "--json", db=db_url), 1, "no blazz schema yet", "blazzctl init")
     failed(cli("workspace", "create", "acme", db=db_url), 1, "no blazz schema yet")
 
 
 def test_db_upgrade_current_check(cli, db_url):
+    from blazzctl.services.schema import create_sqlite_file
+
+    create_sqlite_file(db_url)
     cur = cli("db", "current", "--json", db=db_url)
     assert cur.code == 0 and cur.json()["current"] is None and cur.json()["at_head"] is False
     up = cli("db", "upgrade", db=db_url)
@@ -450,7 +469,9 @@ def test_unreachable_mariadb_is_69(cli, call):
 def test_sqlite_in_an_impossible_directory_is_69(cli, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    failed(cli("account", "list", db=f"sqlite:///{blocker}/sub/blazz.db"), 69, "cannot create the directory")
+    url = f"sqlite:///{blocker}/sub/blazz.db"
+    failed(cli("account", "list", db=url), 69, "no SQLite database at", "blazzctl init")
+    failed(cli("init", "--create-dirs", db=url), 69, "cannot create the SQLite database")
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:pw@host/db", "not a url", "mysql://u:pw@127.0.0.1:1/db",
@@ -499,7 +520,7 @@ def test_init_write_config(cli, tmp_path):
     from blazzctl.settings import example_yaml
 
     target = tmp_path / "etc" / "blazz.yaml"
-    result = cli("init", "--write-config", str(target))
+    result = cli("init", "--write-config", str(target), "--create-dirs")  # etc/ is outside ~/.config/blazz
     assert result.code == 0 and f"wrote {target}" in result.stdout
     assert target.read_text() == example_yaml()
     assert cli("config", "check", "--config", str(target)).code == 0

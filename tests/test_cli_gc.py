@@ -39,7 +39,8 @@ def test_daemon_run_turns_the_collector_back_on(cli, sqlite_url, monkeypatch, co
 
     seen = []
     monkeypatch.setattr(daemons.supervisor, "run_foreground",
-                        lambda count, config: seen.append((count, gc.isenabled())) or 0)
+                        lambda count, config, **_: seen.append((count, gc.isenabled())) or 0)
+    assert cli("init", db=sqlite_url).code == 0  # daemon run reads the database first (no file: exit 69)
     result = cli("daemon", "run", "--instances", "2", db=sqlite_url)
     assert result.code == 0, result
     assert seen == [(2, True)]

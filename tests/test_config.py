@@ -23,7 +23,7 @@ def write(path: Path, data: dict | str) -> Path:
 
 
 def lease_file(path: Path, ttl: float) -> Path:
-    return write(path, {"daemon": {"lease_ttl": ttl}})
+    return write(path, {"daemon": {"lease_ttl": ttl, "claim_interval": 1, "heartbeat_interval": 1}})
 
 
 # --- lookup order ------------------------------------------------------------------------
@@ -75,12 +75,12 @@ def test_xdg_config_home_defaults_to_dot_config(tmp_path, monkeypatch):
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path / "blazz.yaml", {"database": {"url": "sqlite:///from-file.db"},
                                             "daemon": {"lease_ttl": 40, "capacity": 7}})
-    env = {"BLAZZ_DATABASE_URL": "mysql+pymysql://u:p@db/blazz", "BLAZZ_DAEMON_LEASE_TTL": "12.5",
+    env = {"BLAZZ_DATABASE_URL": "mysql+pymysql://u:p@db/blazz", "BLAZZ_DAEMON_LEASE_TTL": "16.5",
            "BLAZZ_PROVIDERS_WEBJS_HEADLESS": "false", "BLAZZ_WEBJS_URL": "http://127.0.0.1:9/",
            "BLAZZ_PROVIDERS_WEBJS_LAUNCH_ARGS": '["--foo", "--bar"]', "BLAZZ_LOGGING_LEVEL": "debug"}
     s = load_settings(str(path), environ=env)
     assert s.database_url == "mysql+pymysql://u:p@db/blazz"
-    assert s.daemon.lease_ttl == 12.5 and s.daemon.capacity == 7
+    assert s.daemon.lease_ttl == 16.5 and s.daemon.capacity == 7
     assert s.providers.webjs.headless is False and s.providers.webjs.url == "http://127.0.0.1:9/"
     assert s.providers.webjs.launch_args == ["--foo", "--bar"] and s.logging.level == "debug"
 
@@ -216,7 +216,8 @@ def test_config_show_lists_every_key(cli):
 def test_config_show_on_a_bad_config_is_78(cli, tmp_path):
     path = write(tmp_path / "bad.yaml", {"daemon": {"capacity": "lots"}})
     r = cli("config", "show", "--json", "--config", str(path))
-    assert r.code == 78 and r.stdout == "" and "daemon.capacity" in r.stderr
+    error = r.json()["error"]  # under --json, errors are JSON on stdout
+    assert r.code == 78 and error["code"] == "configuration" and "daemon.capacity" in error["message"]
 
 
 # --- the example file --------------------------------------------------------------------
@@ -245,3 +246,140 @@ def dataclass_values(s) -> dict:
     import dataclasses
 
     return {k: v for k, v in dataclasses.asdict(s).items() if k != "source"}
+
+
+# --- "did you mean": unknown keys and BLAZZ_* variables ------------------------------------
+
+
+def test_unknown_keys_suggest_the_nearest_one(tmp_path):
+    path = write(tmp_path / "c.yaml", {"deamon": {}, "daemon": {"leasettl": 3, "pool_size": 2},
+                                        "database": {"ur": "sqlite:///x.db"}})
+    with pytest.raises(ConfigError) as err:
+        load_settings(str(path))
+    what = {key: text for _, key, text in err.value.problems}
+    assert what == {"deamon": "unknown key (did you mean daemon?)",
+                    "daemon.leasettl": "unknown key (did you mean daemon.lease_ttl?)",
+                    "daemon.pool_size": "unknown key (did you mean database.pool_size?)",  # another section
+                    "database.ur": "unknown key (did you mean database.url?)"}
+
+
+def test_unknown_blazz_variables_are_warned_about_with_the_nearest_name(cli, tmp_path):
+    env = {"BLAZZ_DAEMON_LEASETTL": "3", "BLAZZ_DATABSE_URL": "sqlite:///x.db", "BLAZZ_FOO": "1",
+           "BLAZZ_WORKSPACE": "acme", "BLAZZ_TEST_ANYTHING": "1"}
+    s = load_settings(environ=env)
+    assert s.daemon.lease_ttl == 30 and s.warnings == (
+        "environment BLAZZ_DAEMON_LEASETTL: not a blazz setting, ignored (did you mean BLAZZ_DAEMON_LEASE_TTL?)",
+        "environment BLAZZ_DATABSE_URL: not a blazz setting, ignored (did you mean BLAZZ_DATABASE_URL?)",
+        "environment BLAZZ_FOO: not a blazz setting, ignored")
+    checked = cli("config", "check", env=env)
+    assert checked.code == 0 and "configuration OK" in checked.stdout
+    assert "warning: environment BLAZZ_DAEMON_LEASETTL: not a blazz setting, ignored (did you mean " \
+           "BLAZZ_DAEMON_LEASE_TTL?)" in checked.stderr
+    # wherever the configuration loads, once per command; JSON on stdout stays JSON
+    shown = cli("config", "show", "--json", env={"BLAZZ_DAEMON_CAPACTIY": "3"})
+    assert shown.json()["settings"]["daemon"]["capacity"] == 50
+    assert shown.stderr.count("did you mean BLAZZ_DAEMON_CAPACITY?") == 1
+    assert load_settings(environ={"BLAZZ_CONFIG_X": "1"}).warnings  # only exact names are known
+    assert load_settings(environ={"BLAZZ_WEBJS_URL": "http://x/", "BLAZZ_CONFIG": ""}).warnings == ()
+
+
+# --- database URLs: parsed as the engine parses them ------------------------------------------
+
+PASSWORD = "Zq7@k:x9/vv"  # unencoded: user blazz, password Zq7, host k, port x9 (ValueError), ...
+ENCODED = "Zq7%40k%3Ax9%2Fvv"
+
+
+@pytest.mark.parametrize("url,what", [
+    (f"mysql+pymysql://blazz:{PASSWORD}@db.example/blazz", "the port (after the host's ':') is not a number"),
+    ("mysql+pymysql://blazz:Zq7@kk@db.example/blazz", "the host or database name contains '@' or '/'"),
+    ("mysql+pymysql://blazz:Zq7@kk/9@db.example/blazz", "the host or database name contains '@' or '/'"),
+])
+def test_a_password_that_needs_percent_encoding_is_explained(cli, tmp_path, url, what):
+    path = write(tmp_path / "c.yaml", {"database": {"url": url}})
+    for result in (cli("config", "check", "--config", str(path)), cli("config", "check", env={"BLAZZ_DATABASE_URL": url})):
+        assert result.code == 78 and result.stdout == "" and "Traceback" not in result.stderr, result
+        assert f"database.url: {what}" in result.stderr
+        assert "percent-encoded" in result.stderr and "p@ss:w/rd is written p%40ss%3Aw%2Frd" in result.stderr
+        assert "urllib.parse.quote(getpass.getpass()" in result.stderr  # their own password's encoded form
+        assert '"Database URL" in docs/operations.md' in result.stderr
+        for fragment in ("Zq7", "k:x9", "x9/vv", "kk"):
+            assert fragment not in result.stderr  # no piece of the password
+
+
+@pytest.mark.parametrize("command", [("init",), ("db", "upgrade"), ("db", "current"), ("account", "list"),
+                                     ("workspace", "create", "acme"), ("daemon", "list"), ("config", "show"),
+                                     ("daemon", "run", "--instances", "1"), ("quickstart",)])
+def test_every_command_exits_78_on_a_url_the_engine_cannot_read(cli, command):
+    result = cli(*command, env={"BLAZZ_DATABASE_URL": f"mysql+pymysql://blazz:{PASSWORD}@db.example/blazz"})
+    assert result.code == 78, result
+    assert "Traceback" not in result.stderr and "percent-encoded" in result.stderr and "Zq7" not in result.stderr
+
+
+def test_code_without_settings_gets_the_same_error():
+    """Daemons and tools that open a Database from a URL directly (no ValueError from the engine)."""
+    from blazzctl.db import Database
+
+    with pytest.raises(ConfigError) as err:
+        Database(f"mysql+pymysql://blazz:{PASSWORD}@db.example/blazz")
+    assert err.value.exit_code == 78 and "percent-encoded" in str(err.value) and "Zq7" not in str(err.value)
+
+
+@pytest.mark.parametrize("url,what", [
+    ("mysql+pymysql://u:pw@db/blazz?sslmode=require", "PyMySQL takes no parameter 'sslmode'"),
+    ("mysql+pymysql://u:pw@db/blazz?connect_timeout=soon", "query parameters cannot be used"),
+    ("mysql+pymysql://u:pw@db:70000/blazz", "port 70000 is out of range"),
+    ("sqlite:///x.db?timeout=soon", "query parameters cannot be used"),
+])
+def test_the_drivers_connect_arguments_are_checked_too(cli, url, what):
+    result = cli("config", "check", env={"BLAZZ_DATABASE_URL": url})
+    assert result.code == 78 and what in result.stderr and "Traceback" not in result.stderr, result
+
+
+@pytest.mark.parametrize("url", [f"mysql+pymysql://blazz:{ENCODED}@db.example:3306/blazz",
+                                 "mysql+pymysql://blazz:pw@db.example/blazz?ssl_ca=/etc/blazz/ca.pem"
+                                 "&ssl_check_hostname=false",
+                                 "mariadb+pymysql://blazz:p%25w@[::1]/blazz", "sqlite:///relative.db"])
+def test_urls_the_engine_reads_pass(cli, url):
+    result = cli("config", "check", env={"BLAZZ_DATABASE_URL": url})
+    assert result.code == 0, result
+
+
+@pytest.mark.mariadb
+def test_an_encoded_password_connects(cli, mariadb_server, mariadb_url):
+    """The rule the message teaches works: a user whose password is p@ss:w/rd-like, in a URL
+    with the password percent-encoded, migrates the database; a wrong password is exit 69 with
+    the same advice."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(mariadb_url)
+    conn = pymysql.connect(host=parsed.host, port=parsed.port, user="root", autocommit=True)
+    user = f"u{parsed.database[-8:]}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", (PASSWORD,))
+        cur.execute(f"GRANT ALL ON {parsed.database}.* TO '{user}'@'%'")
+    try:
+        base = f"mysql+pymysql://{user}:{{}}@{parsed.host}:{parsed.port}/{parsed.database}"
+        assert cli("init", db=base.format(ENCODED)).code == 0
+        assert cli("workspace", "create", "acme", db=base.format(ENCODED)).code == 0
+        denied = cli("workspace", "list", db=base.format("Zq7k9vv"))
+        assert denied.code == 69 and "Access denied" in denied.stderr and "percent-encoded" in denied.stderr
+        assert "Zq7k9vv" not in denied.stderr
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP USER '{user}'@'%'")
+        conn.close()
+
+
+def test_lease_timings_that_cannot_work_are_refused_naming_both_keys(cli, tmp_path):
+    """A claim round every half lease or slower self-fences a healthy daemon after one slow round;
+    heartbeats a third of a lease apart make a live daemon look dead."""
+    path = write(tmp_path / "c.yaml", {"daemon": {"lease_ttl": 10, "claim_interval": 5, "heartbeat_interval": 4}})
+    r = cli("config", "check", "--config", str(path))
+    assert r.code == 78 and r.stdout == "", r
+    assert f"{path}: daemon.claim_interval: 5 must be below half of daemon.lease_ttl (10)" in r.stderr
+    assert f"{path}: daemon.heartbeat_interval: 4 must be below a third of daemon.lease_ttl (10)" in r.stderr
+    r = cli("config", "check", env={"BLAZZ_DAEMON_LEASE_TTL": "12"})  # the defaults (5 s) against 12 s
+    assert r.code == 78 and "defaults and environment: daemon.heartbeat_interval" in r.stderr, r
+    path = write(tmp_path / "ok.yaml", {"daemon": {"lease_ttl": 10, "claim_interval": 4.9, "heartbeat_interval": 3.3}})
+    assert cli("config", "check", "--config", str(path)).code == 0

@@ -66,6 +66,24 @@ def test_connect_disconnect_reconnect_logout(cli, fleet, acme):
     assert any(e["event"] == "logout" and e["account_id"] == body["id"] for e in _journal(fleet))
 
 
+def test_connect_shows_the_warning_when_another_phone_linked(cli, tmp_path, mariadb_url):
+    migrate(mariadb_url)
+    with Fleet(tmp_path / "f", mariadb_url) as fleet:
+        config = fleet.config_for("host-a")
+        linked = "phones: {sales: '+4915550009'}\n      link_delay:"  # not the number entered below
+        config.write_text(config.read_text().replace("link_delay:", linked))
+        assert cli("workspace", "create", "acme", db=mariadb_url).code == 0
+        assert cli("account", "add", "--workspace", "acme", "--name", "sales", "--phone", "+62 812-3456-7890",
+                   db=mariadb_url).code == 0
+        fleet.start(1)
+        r = cli("account", "connect", "sales", "--workspace", "acme", "--timeout", "30", db=mariadb_url)
+        assert r.code == 0, r
+        assert ("status: connected (WARNING: the linked phone is +4915550009, not +6281234567890 as entered; "
+                "blazz keeps +4915550009)") in r.stdout
+        assert "sales: connected as +4915550009" in r.stdout
+        assert _account(cli, mariadb_url, "sales")["status_reason"].startswith("WARNING")
+
+
 def test_connect_failure_is_reported_with_reason(cli, tmp_path, mariadb_url):
     migrate(mariadb_url)
     with Fleet(tmp_path / "f", mariadb_url) as fleet:
@@ -156,12 +174,52 @@ def test_a_finished_command_keeps_its_outcome(database):
     from blazzctl.services import accounts, commands, workspaces
     from daemons.session.status import StatusWriter
 
+    from daemons.session.commands import take_pending
+
     with database.session() as s:
         account = accounts.add(s, workspace=workspaces.create(s, name="acme"), name="sales")
         command_id = commands.request(s, account=account, kind=CommandKind.CONNECT).id
+        account_id = account.id
+    assert take_pending(database, owner="host-a:1", account_ids=[account_id]) == [
+        (command_id, account_id, CommandKind.CONNECT)]
     writer = StatusWriter(database, "host-a:1")
+    StatusWriter(database, "host-b:1").finish_command(command_id, CommandStatus.FAILED, "not its command")
     writer.finish_command(command_id, CommandStatus.FAILED, "fake_failure")
     writer.finish_command(command_id, CommandStatus.FAILED, "account not owned any more")
     with database.session() as s:
         row = s.get(AccountCommand, command_id)
         assert (row.status, row.result) == (CommandStatus.FAILED, "fake_failure")
+
+
+def test_a_linked_phone_other_than_the_one_entered_is_kept_with_a_warning(database, cli):
+    """The operator entered one number, another phone scanned the QR: the linked number is the
+    one that sends, so it is kept; the status reason (shown by `connect`) warns about it, and
+    `account update --phone` takes the stored number back as it is."""
+    from sqlalchemy import update
+
+    from blazzctl.enums import AccountStatus, CommandKind
+    from blazzctl.models import WhatsAppAccount
+    from blazzctl.services import accounts, commands, workspaces
+    from daemons.session.status import StatusWriter
+
+    with database.session() as s:
+        account = accounts.add(s, workspace=workspaces.create(s, name="acme"), name="sales", phone="+62 812-3456-7890")
+        aid = account.id
+        command_id = commands.request(s, account=account, kind=CommandKind.CONNECT).id
+        s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == aid).values(owner="host-a:1", lease_epoch=1))
+    writer = StatusWriter(database, "host-a:1")
+    writer.set_status(aid, 1, AccountStatus.CONNECTED, phone_number="+4915550001")
+    with database.session() as s:
+        acc = s.get(WhatsAppAccount, aid)
+        assert acc.phone_number == "+4915550001"
+        assert acc.status_reason == ("WARNING: the linked phone is +4915550001, not +6281234567890 as entered; "
+                                     "blazz keeps +4915550001")
+        progress = commands.progress(s, command_id=command_id, heartbeat_interval=1.0)
+        assert progress.done and progress.warning == acc.status_reason
+    writer.set_status(aid, 1, AccountStatus.CONNECTED, phone_number="+4915550001")  # the same phone again
+    with database.session() as s:
+        assert s.get(WhatsAppAccount, aid).status_reason is None
+
+    r = cli("account", "update", "sales", "--workspace", "acme", "--phone", "+4915550001", "--json",
+            db=database.url)
+    assert r.code == 0 and r.json()["phone_number"] == "+4915550001", r

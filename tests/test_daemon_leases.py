@@ -284,3 +284,194 @@ def test_journal_checker_ends_killed_sessions_at_the_kill_and_frozen_ones_at_the
     ])
     assert check_journal(frozen, frozen={"a:1": [(12.0, 25.0)]}).violations == []  # stopped right after SIGCONT
     assert check_journal(frozen, frozen={"a:1": [(12.0, 22.0)]}).double_owner == 1  # ran on after the thaw
+
+
+@pytest.mark.parametrize("runnable, caps, level", [
+    (10, [3, 50], 7),       # experiment 7: the roomy daemon takes what the full one cannot
+    (10, [50, 50], 5),      # equal capacities: the even share, as before
+    (11, [50, 50], 6),
+    (10, [3, 3], 3),        # not enough room anywhere: everyone full
+    (0, [3, 50], 0),
+    (9, [1, 1, 50], 7),
+    (10, [0, 4], 6),        # 0: a row from before capacities were recorded, unlimited
+])
+def test_water_level_pours_accounts_over_capacities(runnable, caps, level):
+    assert leases.water_level(runnable, caps) == level
+    assert sum(min(c or runnable, level) for c in caps) >= min(runnable, sum(c or runnable for c in caps))
+
+
+def test_a_daemon_with_room_takes_what_a_full_one_cannot(db, tmp_path, mariadb_url):
+    """Experiment 7: capacities 3 and 50 over 10 accounts; the even share (5) would leave 2 unowned."""
+    ids = seed_accounts(db, 10)
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=FAST, per_host={"host-b": {"capacity": 3}}) as fleet:
+        small, big = fleet.start(1, host="host-b"), fleet.start(1, host="host-a")
+        wait_for_daemons(db, 2, fleet=fleet)
+
+        def settled():
+            counts = per_owner(owners(db))
+            return counts if counts.get(None, 0) == 0 and counts.get(small.name) == 3 else None
+
+        counts = wait_for(settled, 30, message=lambda: f"every account owned: {per_owner(owners(db))}\n{fleet.logs()}")
+        assert counts[big.name] == 7 and len(ids) == 10
+        time.sleep(3 * CLAIM)  # and it stays so: nobody hands accounts back and forth
+        assert per_owner(owners(db)) == counts
+        assert_invariant(fleet)
+
+
+def test_rows_locked_elsewhere_do_not_starve_the_renewal(db, fleet, mariadb_url):
+    """Experiment 6: queued messages whose rows an unrelated session holds locked for 3 TTLs. The
+    sends wait on the locks (threads and connections of the work pool), but the renewal has its
+    own thread and connection: no self-fencing, no lost lease, and the messages go out afterwards."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    from blazzctl.enums import Direction
+    from blazzctl.models import Message
+
+    ids = seed_accounts(db, 10)
+    with db.session() as s:
+        workspace_id = s.scalar(select(WhatsAppAccount.workspace_id).where(WhatsAppAccount.id == ids[0]))
+        messages = [Message(workspace_id=workspace_id, whatsapp_account_id=a, chat_jid="6281234567890@c.us",
+                            direction=Direction.OUT, body=f"locked {a}") for a in ids[:8]]
+        s.add_all(messages)
+        s.flush()
+        message_ids = [m.id for m in messages]
+    url = make_url(mariadb_url)
+    locker = pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password or "",
+                             database=url.database, autocommit=False)
+    try:
+        with locker.cursor() as cur:
+            cur.execute(f"SELECT id FROM messages WHERE id IN ({','.join(map(str, message_ids))}) FOR UPDATE")
+        daemon = fleet.start(1)
+        wait_for(lambda: all_connected(db, ids), 30, message=lambda: f"all connected: {statuses(db)}\n{fleet.logs()}")
+        held = owners(db)
+        assert {owner for owner, _ in held.values()} == {daemon.name}
+        time.sleep(3 * TTL)
+        assert owners(db) == held, fleet.logs()  # same owner, same epochs: never lost, never re-claimed
+        assert "self-fencing" not in daemon.log.read_text(), fleet.logs()
+    finally:
+        locker.rollback()
+        locker.close()
+
+    def sent():
+        with db.session() as s:
+            return all(st == "sent" for st in s.scalars(select(Message.status).where(Message.id.in_(message_ids))))
+
+    wait_for(sent, 60, message=lambda: f"the locked messages sent once the locks went\n{fleet.logs()}")
+    assert_invariant(fleet)
+
+
+def test_a_daemon_partitioned_mid_renewal_does_not_strand_its_accounts(db, tmp_path, mariadb_url):
+    """Experiment 5: host-a reaches the database through a proxy that is cut (no FIN, no RST) right
+    after it forwarded a renewal's UPDATE: the server holds that transaction's row locks and the
+    claim's SKIP LOCKED passes over them. The server must roll it back (idle_transaction_timeout
+    about a TTL) so host-b owns every account within TTL + claim interval + 15 s."""
+    from sqlalchemy.engine import make_url
+
+    from tests.fakes.tcp_proxy import PartitionProxy
+
+    ids = seed_accounts(db, 10)
+    parsed = make_url(mariadb_url)
+    proxy = PartitionProxy(parsed.port)
+    try:
+        via_proxy = parsed.set(port=proxy.port).render_as_string(hide_password=False)
+        with Fleet(tmp_path / "fleet", mariadb_url, daemon=FAST, urls={"host-a": via_proxy}) as fleet:
+            cut_off = fleet.start(1, host="host-a")
+            wait_for(lambda: all_connected(db, ids) and set(per_owner(owners(db))) == {cut_off.name}, 30,
+                     message=lambda: f"host-a owns all: {per_owner(owners(db))}\n{fleet.logs()}")
+            proxy.partition_after(b"UPDATE whatsapp_accounts SET lease_expires_at")
+            assert proxy.partitioned.wait(10), "no renewal went through the proxy"
+            cut_at = time.monotonic()
+            other = fleet.start(1, host="host-b")
+            wait_for(lambda: set(per_owner(owners(db))) == {other.name}, TTL + CLAIM + 15 + 5,
+                     message=lambda: f"host-b owns all: {per_owner(owners(db))}\n{fleet.logs()}")
+            assert time.monotonic() - cut_at <= TTL + CLAIM + 15
+            assert "self-fencing" in cut_off.log.read_text()  # and host-a closed its sessions itself
+            report = fleet.check()
+            assert report.violations == [], "\n".join(report.violations[:20])
+    finally:
+        proxy.close()
+
+
+@pytest.mark.parametrize("drain_timeout", [10.0, 3.0], ids=["closes-in-time", "drain-times-out"])
+def test_a_drain_slower_than_the_ttl_never_lets_another_daemon_in_early(db, tmp_path, mariadb_url, drain_timeout):
+    """Experiment 3: host-a's browsers take 1.5 TTL to close on SIGTERM. The drain keeps renewing
+    and fencing until the last one is closed, so host-b cannot start any of them while host-a's is
+    open; when the drain times out first, the rest are killed before their leases are handed back.
+    Its log says "released" only for leases really released."""
+    ids = seed_accounts(db, 6)
+    per_host = {"host-a": {"drain_timeout": drain_timeout, "provider": {"stop_delay": 1.5 * TTL}}}
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=FAST, per_host=per_host) as fleet:
+        draining = fleet.start(1, host="host-a")
+        wait_for(lambda: all_connected(db, ids), 30, message=lambda: f"all connected: {statuses(db)}\n{fleet.logs()}")
+        other = fleet.start(1, host="host-b")
+        wait_for_daemons(db, 2, fleet=fleet)
+        time.sleep(2 * CLAIM)  # host-b holds its share; host-a keeps the rest
+        theirs = {a for a, (o, _) in owners(db).items() if o == draining.name}
+        assert theirs
+        draining.send(signal.SIGTERM)
+        assert draining.wait(30) == 0, draining.tail()
+        wait_for(lambda: set(per_owner(owners(db))) == {other.name}, 2 * TTL + 10,
+                 message=lambda: f"host-b owns all: {per_owner(owners(db))}\n{fleet.logs()}")
+        report = assert_invariant(fleet)  # no account had both daemons' sessions live at once
+        assert report.stops_by(draining.name) >= theirs
+        text = draining.log.read_text()
+        released = text.count("session released")
+        if drain_timeout > 1.5 * TTL:
+            assert released == len(theirs), text
+        else:
+            assert "drain timed out" in text and released < len(theirs), text
+
+
+def test_a_send_frozen_on_its_way_to_the_page_is_refused_there_after_a_takeover(db, tmp_path, mariadb_url, cli):
+    """Experiment 1: host-a hands a message to its page and is SIGSTOPped while the send is on its
+    way (the fake's send_delay). Its lease expires and host-b takes the account. host-b's page is
+    restored from the archive and cannot know the message, so host-b does not send it blind: after
+    messages.resolve_timeout it is `unknown`. After SIGCONT host-a's send reaches the page past the
+    lease deadline it carries, and the page refuses it. `message resend` then sends it once."""
+    import json
+
+    from blazzctl.enums import Direction
+    from blazzctl.models import Message
+
+    outbox = tmp_path / "outbox.jsonl"
+    messages = {"resolve_timeout": 3, "poll_interval": 0.1}
+    per_host = {"host-a": {"provider": {"outbox": str(outbox), "send_delay": 2.0}, "messages": messages},
+                "host-b": {"provider": {"outbox": str(outbox)}, "messages": messages}}
+    ids = seed_accounts(db, 1)
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=FAST, per_host=per_host) as fleet:
+        stalled = fleet.start(1, host="host-a")
+        wait_for(lambda: all_connected(db, ids), 30, message=lambda: f"connected: {statuses(db)}\n{fleet.logs()}")
+        other = fleet.start(1, host="host-b")
+        wait_for_daemons(db, 2, fleet=fleet)
+        with db.session() as s:
+            workspace_id = s.scalar(select(WhatsAppAccount.workspace_id).where(WhatsAppAccount.id == ids[0]))
+            message = Message(workspace_id=workspace_id, whatsapp_account_id=ids[0], chat_jid="6281234567890@c.us",
+                              direction=Direction.OUT, body="once")
+            s.add(message)
+            s.flush()
+            message_id = message.id
+
+        def status():
+            with db.session() as s:
+                return s.scalar(select(Message.status).where(Message.id == message_id))
+
+        def outbox_daemons():
+            return [json.loads(line)["daemon"] for line in outbox.read_text().splitlines() if line.strip()] \
+                if outbox.exists() else []
+
+        wait_for(lambda: status() == "handed", 15, interval=0.02, message=lambda: f"handed: {status()}")
+        fleet.freeze(stalled)
+        wait_for(lambda: owners(db)[ids[0]][0] == other.name, 3 * TTL, message=lambda: f"taken over\n{fleet.logs()}")
+        wait_for(lambda: status() == "unknown", 20, message=lambda: f"unknown: {status()}\n{fleet.logs()}")
+        assert outbox_daemons() == []  # host-b did not send it blind
+        fleet.thaw(stalled)
+        time.sleep(4.0)  # host-a's send_delay ends and its send reaches the page
+        assert outbox_daemons() == [], "the frozen daemon's late send reached WhatsApp"
+        assert "lease deadline passed" in stalled.log.read_text(), stalled.tail()
+        assert status() == "unknown"
+
+        result = cli("message", "resend", str(ids[0]), str(message_id), db=mariadb_url)
+        assert result.code == 0, result
+        wait_for(lambda: status() == "sent", 20, message=lambda: f"sent after resend: {status()}\n{fleet.logs()}")
+        assert outbox_daemons() == [other.name]

@@ -23,6 +23,7 @@ from tests.daemon_helpers import migrate, owners, seed_accounts, wait_for
 from tests.systemd_helpers import FakeSystemd, host_config
 
 DEPLOY = REPO / "deploy.sh"
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a file only another user cannot read needs root")
 ACCOUNTS = 6
 PACKAGE = ("blazzctl", "daemons", "migrations", "setup.cfg", "pyproject.toml", "README.md")
 STEPS = ("db upgrade", "units install", "switch current", "restart blazz-session@1", "restart blazz-session@2",
@@ -79,9 +80,11 @@ class Site:
         importable = root / "importable"
         importable.mkdir()
         (importable / "tests").symlink_to(REPO / "tests")
-        self.systemd.drop_in({"BLAZZ_CONFIG": str(self.config), "PYTHONPATH": str(importable)})
+        # No BLAZZ_CONFIG here: the units must name the configuration deploy.sh was given.
+        self.systemd.drop_in({"PYTHONPATH": str(importable)})
+        # Relative, as an operator may write it: every step, and the units, must read the same file.
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "PIP_", "PYTHON"))},
-                    **self.systemd.env, "BLAZZ_CONFIG": str(self.config), "PIP_NO_INDEX": "1",
+                    **self.systemd.env, "BLAZZ_CONFIG": self.config.name, "PIP_NO_INDEX": "1",
                     "PYTHON": sys.executable}
 
     def deploy(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -105,7 +108,7 @@ class Site:
 
     def health(self, release: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.prefix / "releases" / release / "venv" / "bin" / "blazzctl"), "health"],
-                              capture_output=True, text=True, timeout=60, env=self.env)
+                              capture_output=True, text=True, timeout=60, env=self.env, cwd=self.root)
 
 
 @pytest.fixture
@@ -178,6 +181,34 @@ def test_a_good_release_the_same_again_then_a_broken_one_rolled_back(site, wheel
     assert broken in site.releases()  # kept for inspection; --keep removes it later
 
 
+@pytest.mark.slow
+def test_a_first_deploy_that_fails_has_nothing_to_roll_back_and_the_next_runs_on_the_chosen_config(
+        tmp_path, sqlite_url, wheelhouse):
+    """No drop-in names the configuration: the daemons read it only if the units do."""
+    migrate(sqlite_url)
+    site = Site(tmp_path, sqlite_url)
+    try:
+        seed_accounts(site.db, ACCOUNTS)
+        broken = site.deploy("--wheel", str(wheelhouse["broken"]))
+        assert broken.returncode == 1, _explain(broken, site)
+        assert "step 'restart blazz-session@1' failed" in broken.stderr
+        assert "nothing to roll back (first deploy)" in broken.stderr
+        assert "ROLLBACK INCOMPLETE" not in broken.stderr
+        assert site.current() == f"releases/{_release_of(broken)}"  # nothing to go back to
+
+        good = site.deploy("--wheel", str(wheelhouse["good"]))
+        assert good.returncode == 0, _explain(good, site)
+        release = _release_of(good)
+        unit = (site.systemd.unit_dir / "blazz-session@.service").read_text()
+        assert f"Environment=BLAZZ_CONFIG={site.config}\n" in unit
+        assert site.runs(release, 1) and site.runs(release, 2)
+        wait_for(site.all_owned, 30, message=lambda: f"every account owned: {owners(site.db)}")
+        assert site.health(release).returncode == 0
+    finally:
+        site.systemd.close()
+        site.db.dispose()
+
+
 def test_a_failure_before_the_switch_leaves_current_alone(tmp_path, wheelhouse):
     """The database is unreachable: `db upgrade` fails, nothing was switched, nothing restarted."""
     systemd = FakeSystemd(tmp_path)
@@ -199,34 +230,123 @@ def test_a_failure_before_the_switch_leaves_current_alone(tmp_path, wheelhouse):
     assert (prefix / "releases" / _release_of(result) / ".complete").exists()  # reused by the next try
 
 
-def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path):
+def _dry_run(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "SYSTEMCTL", "PYTHON"))}
+    return subprocess.run([str(DEPLOY), "--dry-run", "--prefix", str(tmp_path / "opt"), *args],
+                          capture_output=True, text=True, timeout=120, env={**base, **(env or {})}, cwd=tmp_path)
+
+
+def _checks(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """{check name: "ok ..." | "FAILED ..."} from the `check:` lines."""
+    found = {}
+    for line in result.stdout.splitlines():
+        match = re.fullmatch(r"check: (ok|FAILED) +([a-z ]+): (.*)", line)
+        if match:
+            found[match.group(2)] = f"{match.group(1)} {match.group(3)}"
+    return found
+
+
+def test_dry_run_prints_the_plan_touches_nothing_and_names_each_failed_check(tmp_path):
     prefix, units = tmp_path / "opt", tmp_path / "units"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLAZZ_", "SYSTEMCTL"))}
-    env["PATH"] = "/usr/bin:/bin"  # no systemctl, no blazzctl
-    result = subprocess.run([str(DEPLOY), "--dry-run", "--prefix", str(prefix), "--unit-dir", str(units),
-                             "--instances", "2", "--user", "no-such-user"],
-                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
-    assert result.returncode == 0, result
+    result = _dry_run(tmp_path, "--unit-dir", str(units), "--instances", "2", "--user", "no-such-user",
+                      env={"PATH": "/usr/bin:/bin", "PYTHON": "/nonexistent/python3"})
     lines = result.stdout.splitlines()
     for name in STEPS:
         assert sum(line.startswith(f"plan: {name}") for line in lines) == 1, (name, lines)
+    checks = _checks(result)
+    assert checks["python"].startswith("FAILED /nonexistent/python3 does not run"), checks
+    assert checks["service user"].startswith("FAILED no-such-user does not exist"), checks
+    # No configuration file anywhere in the lookup: the units would name a missing /etc/blazz/blazz.yaml.
+    assert checks["configuration"] == "FAILED /etc/blazz/blazz.yaml: the file does not exist", checks
+    assert "check: skipped database" in result.stdout
+    assert result.returncode == 1, result
+    assert re.search(r"dry run: \d check\(s\) failed: python, service user, configuration", result.stderr), result
     assert not prefix.exists() and not units.exists()
     assert list(tmp_path.iterdir()) == []
 
 
-def test_dry_run_without_instances_names_the_restart_step(tmp_path):
-    env = {**os.environ, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([str(DEPLOY), "--dry-run", "--prefix", str(tmp_path / "opt")],
-                            capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+def _good_host(tmp_path: Path, url: str, *, instances: int = 3) -> dict[str, str]:
+    config = tmp_path / "etc" / "blazz.yaml"
+    config.parent.mkdir()
+    config.write_text(f"database:\n  url: {url}\n  connect_timeout: 1\ndaemon:\n  instances: {instances}\n")
+    return {"BLAZZ_CONFIG": str(config), "SYSTEMCTL": str(REPO / "tests" / "fakes" / "systemctl"),
+            "PYTHON": sys.executable}
+
+
+@pytest.mark.parametrize("source", ["checkout", "wheel"])
+def test_dry_run_passes_when_the_host_is_ready_and_plans_the_real_instance_count(tmp_path, sqlite_url, source,
+                                                                                 request):
+    migrate(sqlite_url)
+    args = ["--wheel", str(request.getfixturevalue("wheelhouse")["good"])] if source == "wheel" else []
+    result = _dry_run(tmp_path, "--user", "root", *args, env=_good_host(tmp_path, sqlite_url))
     assert result.returncode == 0, result
+    checks = _checks(result)
+    assert set(checks) == {"python", "service user", "configuration", "systemd", "database"}, result.stdout
+    assert all(v.startswith("ok") for v in checks.values()), checks
+    assert "nothing to migrate" in checks["database"]
+    assert "readable by 'root'" in checks["configuration"]
+    assert [line for line in result.stdout.splitlines() if line.startswith("plan: restart")] == \
+        [f"plan: restart blazz-session@{n}" for n in (1, 2, 3)]
+    assert "--instances 3" in result.stdout and "plan: instances: 3 (daemon.instances)" in result.stdout
+
+
+@pytest.mark.parametrize("state, expected", [
+    ("empty", "ok reachable; empty: `db upgrade` will create the schema"),
+    ("behind", "ok reachable; `db upgrade` will migrate 0001 -> "),
+    ("unknown", "FAILED the schema is at 9999zz, which this release does not know"),
+    ("unreachable", "FAILED "),
+])
+def test_dry_run_checks_the_database_without_migrating_it(tmp_path, sqlite_url, state, expected):
+    import sqlite3
+
+    from sqlalchemy import text
+
+    url = "mysql+pymysql://root@127.0.0.1:1/blazz" if state == "unreachable" else sqlite_url
+    sqlite3.connect(sqlite_url.removeprefix("sqlite:///")).close()
+    if state in ("behind", "unknown"):
+        migrate(sqlite_url)
+        db = Database(sqlite_url)
+        with db.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"),
+                         {"v": "0001" if state == "behind" else "9999zz"})
+        db.dispose()
+    def schema() -> list:
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+            tables = conn.execute("SELECT name FROM sqlite_master ORDER BY name").fetchall()
+            version = conn.execute("SELECT * FROM alembic_version").fetchall() if tables else []
+        return tables + version
+
+    before = schema()
+    result = _dry_run(tmp_path, "--user", "root", env=_good_host(tmp_path, url))
+    assert _checks(result)["database"].startswith(expected), result.stdout
+    assert result.returncode == (1 if expected.startswith("FAILED") else 0), result
+    assert schema() == before  # nothing applied
+
+
+@needs_root
+def test_dry_run_refuses_a_configuration_the_service_user_cannot_read(tmp_path, sqlite_url):
+    env = _good_host(tmp_path, sqlite_url)
+    Path(env["BLAZZ_CONFIG"]).chmod(0o600)
+    result = _dry_run(tmp_path, "--user", "nobody", env=env)
+    assert result.returncode == 1, result
+    assert "user 'nobody' cannot" in _checks(result)["configuration"], result.stdout
+    assert "failed: configuration" in result.stderr
+
+
+def test_dry_run_with_nothing_to_read_the_configuration_names_the_restart_step(tmp_path):
+    # A checkout without .venv, no blazzctl on PATH, no usable Python: no count to plan with.
+    tree = _copy_package(tmp_path.parent / f"{tmp_path.name}-tree")
+    result = _dry_run(tmp_path, "--source", str(tree), env={"PATH": "/usr/bin:/bin", "PYTHON": "/nonexistent/python3"})
     assert "plan: restart blazz-session@1 .. blazz-session@N" in result.stdout
+    assert "check: FAILED  blazzctl: no environment with blazz's dependencies" in result.stdout
+    assert result.returncode == 1
 
 
 def test_release_ids_follow_the_source(tmp_path, wheelhouse):
     def plan(*args: str) -> str:
         result = subprocess.run([str(DEPLOY), "--dry-run", "--instances", "1", "--prefix", str(tmp_path / "p"),
                                  *args], capture_output=True, text=True, timeout=60, cwd=tmp_path)
-        assert result.returncode == 0, result
+        assert result.stdout.startswith("plan: release "), result  # the checks may fail here: not the point
         return result.stdout.splitlines()[0].split()[2].rstrip(":")
 
     assert plan("--wheel", str(wheelhouse["good"])) == plan("--wheel", str(wheelhouse["good"]))
@@ -252,7 +372,7 @@ def test_release_ids_of_a_git_checkout(tmp_path):
     def plan() -> str:
         result = subprocess.run([str(DEPLOY), "--dry-run", "--instances", "1", "--source", str(tree)],
                                 capture_output=True, text=True, timeout=60, cwd=tmp_path)
-        assert result.returncode == 0, result
+        assert result.stdout.startswith("plan: release "), result
         return result.stdout.splitlines()[0].split()[2].rstrip(":")
 
     assert plan() == f"0.1.0-g{commit}"

@@ -309,14 +309,15 @@ def test_the_manual_is_right_about_statement_binlogs(tmp_path):
     import pymysql
 
     from blazzctl.db import Database
+    from blazzctl.errors import ConfigError
     from daemons.session import leases
-    from tests.conftest import _free_port
+    from tests.conftest import _free_port, install_datadir
     from tests.daemon_helpers import seed_accounts
 
     port, data = _free_port(), tmp_path / "data"
-    subprocess.run([shutil.which("mariadb-install-db"), "--no-defaults", f"--datadir={data}", "--user=root",
-                    "--auth-root-authentication-method=normal", "--skip-test-db"], check=True, capture_output=True)
+    install_datadir(data)
     server = subprocess.Popen([shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", f"--datadir={data}",
+                               f"--tmpdir={tmp_path / 'tmp'}",
                                "--user=root", f"--port={port}", "--bind-address=127.0.0.1",
                                f"--socket={tmp_path}/s.sock", f"--log-bin={tmp_path}/binlog", "--server-id=1",
                                "--binlog-format=STATEMENT", "--innodb-buffer-pool-size=64M"],
@@ -329,8 +330,14 @@ def test_the_manual_is_right_about_statement_binlogs(tmp_path):
 
         wait_for(ready, 60)
         url = f"mysql+pymysql://root@127.0.0.1:{port}/blazz"
-        with pytest.raises(Exception, match="1665.*BINLOG_FORMAT = STATEMENT"):
+        with pytest.raises(ConfigError, match="binlog_format: is STATEMENT"):  # checked before migrating
             migrate(url)
+        with pymysql.connect(host="127.0.0.1", port=port, user="root", database="blazz") as conn:
+            cur = conn.cursor()  # what that check spares the operator: InnoDB refuses the write
+            cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
+            with pytest.raises(pymysql.err.OperationalError, match="1665.*BINLOG_FORMAT = STATEMENT"):
+                cur.execute("INSERT INTO t VALUES (1)")
         with pymysql.connect(host="127.0.0.1", port=port, user="root") as conn:
             conn.cursor().execute("DROP DATABASE blazz")
             conn.cursor().execute("CREATE DATABASE blazz")

@@ -39,6 +39,8 @@ RECORDER = """
     const C = fn('WAWebCollections');
     C.Msg.on('add', (m) => rec('add', m.serialize()));
     C.Msg.on('change:ack', (m, ack) => rec('ack', m.id._serialized, ack));
+    C.Msg.on('change:type', (m) => rec('type', m.serialize()));
+    C.Msg.on('change:body', (m, body) => rec('body', m.id._serialized, body));
   }});
 })();
 """
@@ -242,7 +244,7 @@ def test_phone_page_links_a_pasted_qr(fake_wa_web, launch):
     assert wait_state(page, "CONNECTED") == "CONNECTED"
     phone.fill("#message input[name=phone]", PHONE)
     phone.click("#message button")
-    page.wait_for_function("window.__rec.some(r => r[0] === 'add' && r[1].body === 'hello from the phone')")
+    page.wait_for_function("window.__rec.some(r => r[0] === 'type' && r[1].body === 'hello from the phone')")
 
 
 # ----- linked: sync, messages, sending, acks ------------------------------------------------------
@@ -279,22 +281,27 @@ def test_messages_sending_acks_and_number_checks(fake_wa_web, launch):
     link(page, fake_wa_web)
 
     incoming = fake_wa_web.deliver(PHONE, "+4915550002", "hello", id="ABCDEF0123456789")
-    page.wait_for_function("window.__rec.some(r => r[0] === 'add')")
-    [[msg]] = records(page, "add")
+    page.wait_for_function("window.__rec.some(r => r[0] === 'type')")
+    [[placeholder]] = records(page, "add")  # first a ciphertext placeholder, then change:type
+    assert (placeholder["type"], placeholder.get("body"), placeholder["isNewMsg"]) == ("ciphertext", None, True)
+    [[msg]] = records(page, "type")
     assert msg["id"]["_serialized"] == incoming["_serialized"] == "false_4915550002@c.us_ABCDEF0123456789"
     assert (msg["from"]["_serialized"], msg["to"]["_serialized"]) == ("4915550002@c.us", "4915550001@c.us")
     assert (msg["body"], msg["type"], msg["isNewMsg"], msg["ack"]) == ("hello", "chat", True, 0)
     assert abs(msg["t"] - time.time()) < 60
+    # decrypting sets the body too (change:body fires before change:type), without edit markers
+    assert records(page, "body") == [[incoming["_serialized"], "hello"]]
+    assert "latestEditSenderTimestampMs" not in msg
 
     fake_wa_web.deliver(PHONE, "4915550002", "hello", id="ABCDEF0123456789")  # delivered twice
-    fake_wa_web.deliver(PHONE, "4915550003", "in a group", group="120363000000000099")
+    fake_wa_web.deliver(PHONE, "4915550004", "in a group", group="120363000000000098", decrypt_after=0)
     page.wait_for_function("window.__rec.filter(r => r[0] === 'add').length === 3")
     adds = [r[0] for r in records(page, "add")]
     assert adds[1]["id"]["_serialized"] == incoming["_serialized"]
     group_msg = adds[2]
-    assert group_msg["id"]["_serialized"].endswith("_4915550003@c.us")
-    assert group_msg["from"]["_serialized"] == "120363000000000099@g.us"
-    assert group_msg["author"]["_serialized"] == "4915550003@c.us"
+    assert group_msg["id"]["_serialized"].endswith("_4915550004@c.us")
+    assert group_msg["from"]["_serialized"] == "120363000000000098@g.us"
+    assert group_msg["author"]["_serialized"] == "4915550004@c.us"
 
     sent = page.evaluate(SEND_JS, {"to": "4915550002@c.us", "body": "hi back", "quoted": incoming["_serialized"]})
     assert sent["id"]["fromMe"] is True and sent["ack"] == 1
@@ -317,7 +324,7 @@ def test_messages_sending_acks_and_number_checks(fake_wa_web, launch):
 
     pdf = fake_wa_web.deliver(PHONE, "4915550002", "a pdf for you",
                               media={"mimetype": "application/pdf", "data": base64.b64encode(b"%PDF-in").decode(),
-                                     "filename": "in.pdf"})
+                                     "filename": "in.pdf"}, decrypt_after=0)
     got = page.evaluate("""async (id) => {
         const r = window.require;
         await new Promise((ok) => { const poll = () => r('WAWebCollections').Msg.get(id) ? ok() : setTimeout(poll, 50); poll(); });
@@ -336,6 +343,117 @@ def test_messages_sending_acks_and_number_checks(fake_wa_web, launch):
         let invalid; try { W.createWid('not a number'); } catch (e) { invalid = e.message; }
         return {yes: yes && yes.wid._serialized, no, invalid}; }""")
     assert exists == {"yes": "4915550002@c.us", "no": None, "invalid": "wid error: invalid wid"}
+
+
+# ----- WhatsApp Web as it really delivers (each behaviour on by default, knobs turn them off) ------
+SEND_AS_JS = """async ({to, body, asLid}) => {
+  const r = window.require, prefs = r('WAWebUserPrefsMeUser');
+  try {
+    const wid = r('WAWebWidFactory').createWid(to);
+    const chat = r('WAWebCollections').Chat.get(wid) || (await r('WAWebFindChatAction').findOrCreateLatestChat(wid)).chat;
+    const MsgKey = r('WAWebMsgKey'), me = asLid ? prefs.getMaybeMeLidUser() : prefs.getMaybeMePnUser();
+    const key = new MsgKey({from: me, to: chat.id, id: await MsgKey.newId(), selfDir: 'out'});
+    const [p1, p2] = r('WAWebSendMsgChatAction').addAndSendMsgToChat(chat, {id: key, ack: 0, body, from: me,
+      to: chat.id, local: true, self: 'out', t: Math.floor(Date.now() / 1000), isNewMsg: true, type: 'chat'});
+    await p1; await p2;
+    return {id: key._serialized};
+  } catch (e) { return {error: e.message}; }
+}"""
+
+
+def test_held_ciphertext_decrypts_on_demand(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    held = fake_wa_web.deliver(PHONE, "4915550002", "late", hold=True)
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add')")
+    page.wait_for_timeout(800)
+    assert records(page, "type") == []
+    fake_wa_web.decrypt(PHONE, held["id"]["id"])
+    page.wait_for_function("window.__rec.some(r => r[0] === 'type')")
+    [[msg]] = records(page, "type")
+    assert (msg["id"]["_serialized"], msg["type"], msg["body"]) == (held["_serialized"], "chat", "late")
+
+
+def test_lid_senders_lid_groups_and_the_own_lid_as_sender(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    m = fake_wa_web.deliver(PHONE, "4915550003", "from a LID", decrypt_after=0)  # odd: a LID-only sender
+    assert m["id"]["remote"].endswith("@lid") and m["from"] == m["id"]["remote"]
+    page.wait_for_function("(id) => window.require('WAWebCollections').Msg.get(id)", arg=m["_serialized"])
+    lid = m["id"]["remote"]
+    lookup = """(lid) => { const r = window.require, c = r('WAWebApiContact'), W = r('WAWebWidFactory');
+        const pn = c.getPhoneNumber(W.createWid(lid)); return pn ? pn._serialized : null; }"""
+    assert page.evaluate(lookup, lid) is None
+    assert page.evaluate(SEND_AS_JS, {"to": lid, "body": "as PN", "asLid": False}) == {
+        "error": "a LID chat needs the own LID as sender"}
+    ok = page.evaluate(SEND_AS_JS, {"to": lid, "body": "as LID", "asLid": True})
+    assert "error" not in ok and fake_wa_web.sent(PHONE)[-1]["to"] == lid
+    fake_wa_web.reveal_phone(PHONE, "4915550003")
+    page.wait_for_function(f"({lookup})('{lid}') !== null")
+    assert page.evaluate(lookup, lid) == "4915550003@c.us"
+
+    g = fake_wa_web.deliver(PHONE, "4915550004", "in a LID group", group="120363000000000077", decrypt_after=0)
+    assert g["author"].endswith("@lid")  # LID addressing mode: participants by LID, phone known here
+    page.wait_for_function("(id) => window.require('WAWebCollections').Msg.get(id)", arg=g["_serialized"])
+    assert page.evaluate(lookup, g["author"]) == "4915550004@c.us"
+    assert page.evaluate(SEND_AS_JS, {"to": g["from"], "body": "hi", "asLid": False})["error"].startswith("a LID chat")
+    assert "error" not in page.evaluate(SEND_AS_JS, {"to": g["from"], "body": "hi", "asLid": True})
+
+
+def test_canonical_ids_and_no_lid_for_user(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    query = """async (n) => { const r = window.require;
+        const found = await r('WAWebQueryExistsJob').queryWidExists(r('WAWebWidFactory').createWid(n + '@c.us'));
+        return found && found.wid._serialized; }"""
+    assert page.evaluate(query, "5511987654321") == "551187654321@c.us"  # Brazil's 9th digit
+    assert page.evaluate(query, "525512345678") == "5215512345678@c.us"  # Mexico's 1
+    assert page.evaluate(SEND_AS_JS, {"to": "5511987654321@c.us", "body": "typed", "asLid": False}) == {
+        "error": "No LID for user"}
+    assert "error" not in page.evaluate(SEND_AS_JS, {"to": "551187654321@c.us", "body": "canonical", "asLid": False})
+    assert page.evaluate(SEND_AS_JS, {"to": "4915550777@c.us", "body": "never looked up", "asLid": False}) == {
+        "error": "No LID for user"}
+    fake_wa_web.set_canonical("4915550888", "4915550889")
+    assert page.evaluate(query, "4915550888") == "4915550889@c.us"
+
+
+def test_edits_and_revokes_from_the_control_api(fake_wa_web, launch):
+    _, page = launch()
+    link(page, fake_wa_web)
+    m = fake_wa_web.deliver(PHONE, "4915550002", "original", decrypt_after=0)
+    page.wait_for_function("(id) => window.require('WAWebCollections').Msg.get(id)", arg=m["_serialized"])
+    assert fake_wa_web.edit(PHONE, m["id"]["id"], "edited")["previous"] == "original"
+    page.wait_for_function("window.__rec.some(r => r[0] === 'body')")
+    assert records(page, "body") == [[m["_serialized"], "edited"]]
+    assert page.evaluate("(id) => window.require('WAWebCollections').Msg.get(id).latestEditSenderTimestampMs > 0",
+                         m["_serialized"])
+    fake_wa_web.revoke(PHONE, m["_serialized"])
+    page.wait_for_function("window.__rec.some(r => r[0] === 'type')")
+    [[revoked]] = records(page, "type")
+    assert (revoked["type"], revoked["body"]) == ("revoked", "")
+    sent = page.evaluate(SEND_JS, {"to": "4915550002@c.us", "body": "ours", "quoted": None})
+    fake_wa_web.edit(PHONE, sent["id"]["id"], "ours, edited")
+    page.wait_for_function("window.__rec.filter(r => r[0] === 'body').length === 3")  # the revoke emptied a body too
+    assert records(page, "body")[-1] == [sent["id"]["_serialized"], "ours, edited"]
+    with pytest.raises(ControlError) as err:
+        fake_wa_web.edit(PHONE, "NOPE", "x")
+    assert err.value.code == "unknown_message"
+
+
+def test_each_behaviour_can_be_turned_off(fake_wa_web, launch):
+    fake_wa_web.behave(decrypt_delay=0, lid_senders=False, lid_sender_required=False, canonical_ids=False,
+                       echo=False)
+    _, page = launch()
+    link(page, fake_wa_web)
+    m = fake_wa_web.deliver(PHONE, "4915550003", "plain")
+    assert m["from"] == "4915550003@c.us"
+    page.wait_for_function("window.__rec.some(r => r[0] === 'add')")
+    assert records(page, "add")[0][0]["body"] == "plain"
+    assert page.evaluate(SEND_AS_JS, {"to": "5511987654321@c.us", "body": "typed", "asLid": False}).get("id")
+    assert len(records(page, "add")) == 1  # no echo of our own send
+    with pytest.raises(ControlError) as err:
+        fake_wa_web.behave(telepathy=True)
+    assert err.value.code == "unknown_behaviour"
 
 
 # ----- losing the session ------------------------------------------------------------------------
@@ -368,12 +486,12 @@ def test_conflict_then_takeover(fake_wa_web, launch):
     fake_wa_web.socket_state(PHONE, "CONNECTED")
     fake_wa_web.conflict(PHONE)
     assert wait_state(page, "CONFLICT") == "CONFLICT"
-    fake_wa_web.deliver(PHONE, "4915550002", "during the conflict")
+    fake_wa_web.deliver(PHONE, "4915550002", "during the conflict", decrypt_after=0)
     page.wait_for_timeout(500)
     assert records(page, "add") == []  # a page in CONFLICT receives nothing
     page.evaluate("window.require('WAWebSocketModel').Socket.takeover()")
     assert wait_state(page, "CONNECTED") == "CONNECTED"
-    fake_wa_web.deliver(PHONE, "4915550002", "after takeover")
+    fake_wa_web.deliver(PHONE, "4915550002", "after takeover", decrypt_after=0)
     page.wait_for_function("window.__rec.filter(r => r[0] === 'add').length === 2")
     assert [m["body"] for [m] in records(page, "add")] == ["during the conflict", "after takeover"]
 
@@ -404,7 +522,7 @@ def test_copied_profile_restores_the_login_and_nothing_else_does(fake_wa_web, la
     page.wait_for_function("(id) => window.require('WAWebCollections').Msg.get(id)", arg=quoted)
     sent = page.evaluate(SEND_JS, {"to": "4915550002@c.us", "body": "reply", "quoted": quoted})["id"]["_serialized"]
     ctx.close()
-    fake_wa_web.deliver(PHONE, "4915550002", "while the browser was away")
+    fake_wa_web.deliver(PHONE, "4915550002", "while the browser was away", decrypt_after=0)
 
     _, page = launch(_copy_login(tmp_path / "original", tmp_path / "copy"))
     page.goto(fake_wa_web.url)

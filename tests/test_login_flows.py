@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -240,6 +242,11 @@ def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tm
         assert quick.proc.poll() is None, (quick.stdout, quick.stderr)
         assert "created account 'default' in workspace 'default'" in quick.stdout
         assert "started a session daemon" in quick.stdout
+        # Piped: plain lines, no cursor movement; the daemon's log in its file, named here.
+        log_file = db_file.parent / "logs" / "sessiond.log"
+        assert f"database: {db_file} (SQLite)" in quick.stdout and f"daemon log: {log_file}" in quick.stdout
+        assert "\x1b[" not in quick.stdout
+        wait_for(lambda: "session started" in log_file.read_text(), 20, message="the daemon's log in its file")
         db = Database(f"sqlite:///{db_file}")
         from sqlalchemy import select
 
@@ -260,6 +267,7 @@ def test_quickstart_links_a_phone_keeps_the_daemon_and_reuses_the_login(fake, tm
         wait_for(lambda: account_row(db, aid)["auth_saved_at"] is not None, 20, message="a login archive")
 
         assert stop_quickstart(quick) == 0, (quick.stdout, quick.stderr)
+        assert "session started" not in quick.stderr and "daemon run: all daemons stopped" in quick.stderr
         row = account_row(db, aid)
         assert row["owner"] is None, row
         assert [status for _, status in daemon_rows(db)] == ["stopped"], daemon_rows(db)
@@ -307,7 +315,13 @@ def test_quickstart_interrupted_while_the_qr_is_shown_stops_its_daemon(fake, tmp
         assert len(sessiond_processes()) == 1
         started = time.monotonic()
         quick.proc.send_signal(signal.SIGINT)
-        code = quick.wait(45)
+        try:
+            code = quick.wait(45)
+        except subprocess.TimeoutExpired:
+            log = db_file.parent / "logs" / "sessiond.log"
+            pytest.fail(f"quickstart still running 45 s after Ctrl-C: {quick.stdout[-1500:]!r} {quick.stderr!r}; "
+                        f"its daemon's log: {log.read_text()[-4000:] if log.exists() else 'none'} "
+                        f"processes: {[(p.pid, p.status()) for p in sessiond_processes()]}")
         assert code == 130, (quick.stdout, quick.stderr)
         assert time.monotonic() - started < 30  # the daemon drains; generous margin
         assert not sessiond_processes()
@@ -321,6 +335,40 @@ def test_quickstart_interrupted_while_the_qr_is_shown_stops_its_daemon(fake, tmp
             proc.kill()
         if db is not None:
             db.dispose()
+
+
+def test_connect_that_gives_up_says_the_login_goes_on_and_disconnect_shows_no_qr(cli, fake, tmp_path):
+    """`connect --timeout` ends only the wait: it says so and how to stop the login; that
+    `disconnect` (of an account showing QR codes) prints statuses, not the QR it is ending."""
+    from blazzctl.db import Database
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    migrate(url)
+    db = Database(url)
+    try:
+        assert cli("workspace", "create", "acme", db=url).code == 0
+        account = cli("account", "add", "--workspace", "acme", "--name", "front desk", "--json", db=url).json()
+        with WebjsFleet(tmp_path / "fleet", url, fake.url) as fleet:
+            fleet.start(1, host="host-a")
+            r = cli("account", "connect", "front desk", "--workspace", "acme", "--timeout", "8", db=url)
+            assert r.code == 1, r
+            assert qr_blocks(r.stdout), r.stdout  # a login: the QR was shown
+            assert "timed out after 8 s" in r.stderr and "The login keeps waiting" in r.stderr, r.stderr
+            assert "blazzctl account qr 'front desk' --workspace acme" in r.stderr, r.stderr
+            stop = re.search(r"To stop it: (blazzctl account disconnect .*)", r.stderr)
+            assert stop and stop.group(1) == "blazzctl account disconnect 'front desk' --workspace acme", r.stderr
+            row = account_row(db, account["id"])
+            assert (row["status"], row["desired_state"]) == ("qr_scanning", "running") and row["qr_code"], row
+
+            # The command it names, as printed (the quoted name is one argument).
+            r = cli(*shlex.split(stop.group(1))[1:], db=url)
+            assert r.code == 0, r
+            assert not qr_blocks(r.stdout) and "Scan with WhatsApp" not in r.stdout, r.stdout
+            assert r.stdout.splitlines()[-1] == "front desk: disconnected", r.stdout
+            row = account_row(db, account["id"])
+            assert (row["status"], row["desired_state"], row["qr_code"]) == ("disconnected", "stopped", None), row
+    finally:
+        db.dispose()
 
 
 def test_an_unanswered_pairing_code_expires_and_fails_the_login(cli, fake, tmp_path):

@@ -14,6 +14,8 @@ from blazzctl.services import schema
 
 @pytest.fixture
 def db(db_url):
+    """An empty database: on SQLite an empty file (blazz opens no missing file but to create it)."""
+    schema.create_sqlite_file(db_url)
     database = Database(db_url)
     yield database
     database.dispose()

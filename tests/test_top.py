@@ -179,7 +179,7 @@ def test_live_view_quits_on_ctrl_c(fleet_db, terminal):
     t = terminal(url, "--interval", "0.5")
     t.read_until(b"webhooks pending")
     t.send(b"\x03")  # the terminal turns it into SIGINT for the foreground process
-    assert t.wait(10) == 0, t.output[-2000:]
+    assert t.wait(30) == 0, t.output[-2000:]  # at once; a loaded CI host once took more than 10 s
     assert b"Traceback" not in t.output and b"interrupted" not in t.output
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import grp
+import os
+import pwd
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -116,7 +120,7 @@ def test_start_limit_can_trip():
 
 @pytest.mark.parametrize("daemon", [
     DaemonSettings(),
-    DaemonSettings(lease_ttl=20, claim_interval=15, drain_timeout=120, capacity=5, memory_budget_mb=2000),
+    DaemonSettings(lease_ttl=40, claim_interval=15, drain_timeout=120, capacity=5, memory_budget_mb=2000),
 ], ids=["defaults", "tuned"])
 def test_the_service_follows_the_daemon_settings(daemon):
     settings = dataclasses.replace(Settings(), daemon=daemon)
@@ -131,7 +135,9 @@ def test_the_service_follows_the_daemon_settings(daemon):
     assert value(svc, "ExecStart") == "/opt/blazz/current/venv/bin/blazz-sessiond --instance %i"
     assert ("Environment", "BLAZZ_CONFIG=/etc/blazz/blazz.yaml") in svc
     watchdog = int(value(svc, "WatchdogSec"))
-    assert watchdog >= daemon.lease_ttl and watchdog >= 3 * daemon.claim_interval
+    # shorter than the fence deadline; renewals a claim interval apart keep it fed
+    assert watchdog < 0.75 * daemon.lease_ttl and daemon.claim_interval < daemon.lease_ttl - watchdog
+    assert value(svc, "TimeoutAbortSec") == str(units.ABORT_SEC)
     assert int(value(svc, "TimeoutStopSec")) >= daemon.drain_timeout + 10
     assert int(value(svc, "TasksMax")) >= 200 * daemon.capacity
     if daemon.memory_budget_mb:
@@ -187,7 +193,8 @@ def test_render_json(cli):
     result = cli("units", "render", "--instances", "2", "--json")
     assert result.code == 0, result
     data = result.json()
-    assert set(data["units"]) == {"blazz.target", "blazz-session@.service", "blazz-sync.service", "blazz-sync.timer"}
+    assert set(data["units"]) == {"blazz.target", "blazz-session@.service", "blazz-sync.service", "blazz-sync.timer",
+                                  "blazz-api.service"}
     assert data["written"] is None
 
 
@@ -196,8 +203,8 @@ def test_render_writes_with_dest_and_reports_changes(cli, tmp_path):
     first = cli("units", "render", "-n", "2", "--prefix", "/opt/blazz", "--dest", str(dest))
     assert first.code == 0, first
     assert "created" in first.stdout
-    assert sorted(p.name for p in dest.iterdir()) == ["blazz-session@.service", "blazz-sync.service",
-                                                     "blazz-sync.timer", "blazz.target"]
+    assert sorted(p.name for p in dest.iterdir()) == ["blazz-api.service", "blazz-session@.service",
+                                                     "blazz-sync.service", "blazz-sync.timer", "blazz.target"]
     again = cli("units", "render", "-n", "2", "--prefix", "/opt/blazz", "--dest", str(dest), "--json")
     assert set(again.json()["written"].values()) == {"unchanged"}
     changed = cli("units", "render", "-n", "4", "--prefix", "/opt/blazz", "--dest", str(dest), "--json")
@@ -260,21 +267,30 @@ def stand_in_systemctl(tmp_path):
     return StandInSystemctl(bin_dir)
 
 
-def test_install_writes_reloads_and_enables(cli, tmp_path, stand_in_systemctl):
+@pytest.fixture
+def config_here(tmp_path) -> Path:
+    """./blazz.yaml (the tests run in tmp_path): the file the default lookup finds first."""
+    path = tmp_path / "blazz.yaml"
+    path.write_text("daemon:\n  instances: 1\n")
+    return path
+
+
+def test_install_writes_reloads_and_enables(cli, tmp_path, stand_in_systemctl, config_here):
     dest = tmp_path / "system"
     env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
     result = cli("units", "install", "-n", "3", "--prefix", "/opt/blazz", "--dest", str(dest), "--json", env=env)
     assert result.code == 0, result
     data = result.json()
     assert data["files"] == {"blazz.target": "created", "blazz-session@.service": "created",
-                             "blazz-sync.service": "created", "blazz-sync.timer": "created"}
+                             "blazz-sync.service": "created", "blazz-sync.timer": "created",
+                             "blazz-api.service": "created"}
     assert stand_in_systemctl.calls() == [
         "daemon-reload",
         "enable blazz.target",
         "enable blazz-session@1.service blazz-session@2.service blazz-session@3.service",
     ]
     assert (dest / "blazz-session@.service").read_text() == units.render(
-        Settings(), instances=3, prefix="/opt/blazz")[units.TEMPLATE]
+        Settings(), instances=3, prefix="/opt/blazz", config_file=str(config_here))[units.TEMPLATE]
     assert oct((dest / "blazz.target").stat().st_mode & 0o777) == "0o644"
     # Again: nothing changes on disk, and the same calls make the state certain.
     again = cli("units", "install", "-n", "3", "--prefix", "/opt/blazz", "--dest", str(dest), "--json", env=env)
@@ -282,7 +298,7 @@ def test_install_writes_reloads_and_enables(cli, tmp_path, stand_in_systemctl):
     assert stand_in_systemctl.calls()[3:] == stand_in_systemctl.calls()[:3]
 
 
-def test_install_finds_systemctl_on_path(cli, tmp_path, stand_in_systemctl):
+def test_install_finds_systemctl_on_path(cli, tmp_path, stand_in_systemctl, config_here):
     env = {"PATH": str(stand_in_systemctl.path.parent)}
     result = cli("units", "install", "-n", "1", "--dest", str(tmp_path / "system"), env=env)
     assert result.code == 0, result
@@ -290,7 +306,7 @@ def test_install_finds_systemctl_on_path(cli, tmp_path, stand_in_systemctl):
     assert "enabled blazz.target, blazz-session@1.service" in result.stdout
 
 
-def test_install_disables_instances_above_n(cli, tmp_path, stand_in_systemctl):
+def test_install_disables_instances_above_n(cli, tmp_path, stand_in_systemctl, config_here):
     dest = tmp_path / "system"
     wants = dest / "blazz.target.wants"
     wants.mkdir(parents=True)
@@ -306,7 +322,7 @@ def test_install_disables_instances_above_n(cli, tmp_path, stand_in_systemctl):
 
 @pytest.mark.parametrize("env", [{"SYSTEMCTL": "/nonexistent/systemctl"}, {"PATH": "/nonexistent"}],
                          ids=["bad-SYSTEMCTL", "not-on-PATH"])
-def test_install_without_systemctl_exits_1_and_writes_nothing(cli, tmp_path, env):
+def test_install_without_systemctl_exits_1_and_writes_nothing(cli, tmp_path, env, config_here):
     dest = tmp_path / "system"
     result = cli("units", "install", "-n", "1", "--dest", str(dest), env=env)
     assert result.code == 1, result
@@ -314,7 +330,7 @@ def test_install_without_systemctl_exits_1_and_writes_nothing(cli, tmp_path, env
     assert not dest.exists()
 
 
-def test_a_failing_systemctl_exits_1_with_its_message(cli, tmp_path, stand_in_systemctl):
+def test_a_failing_systemctl_exits_1_with_its_message(cli, tmp_path, stand_in_systemctl, config_here):
     stand_in_systemctl.fail("Failed to connect to bus: No such file or directory")
     env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
     result = cli("units", "install", "-n", "1", "--dest", str(tmp_path / "system"), env=env)
@@ -323,7 +339,7 @@ def test_a_failing_systemctl_exits_1_with_its_message(cli, tmp_path, stand_in_sy
     assert stand_in_systemctl.calls() == ["daemon-reload"]
 
 
-def test_install_warns_when_the_user_does_not_exist(cli, tmp_path, stand_in_systemctl):
+def test_install_warns_when_the_user_does_not_exist(cli, tmp_path, stand_in_systemctl, config_here):
     env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
     result = cli("units", "install", "-n", "1", "--user", "blazz_nobody_here", "--dest", str(tmp_path / "s"),
                  env=env)
@@ -362,9 +378,139 @@ def test_sync_units_verify_and_are_hardened(tmp_path):
     assert match and float(match.group(1)) <= 2.0, security.stdout
 
 
-def test_install_does_not_enable_the_sync_timer(cli, tmp_path, stand_in_systemctl):
+def test_install_does_not_enable_the_sync_timer(cli, tmp_path, stand_in_systemctl, config_here):
     env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
     result = cli("units", "install", "-n", "1", "--dest", str(tmp_path / "s"), env=env)
     assert result.code == 0, result
     assert (tmp_path / "s" / units.SYNC_TIMER_UNIT).is_file()
     assert not any("blazz-sync" in call for call in stand_in_systemctl.calls())
+
+
+# --- the configuration the units name -------------------------------------------------------
+
+
+def _config_env(text: str) -> str:
+    (found,) = [v for k, v in parse_unit(text)["Service"] if k == "Environment" and v.startswith("BLAZZ_CONFIG=")]
+    return found
+
+
+@pytest.mark.parametrize("how", ["-c relative", "-c absolute", "BLAZZ_CONFIG", "lookup ./blazz.yaml"])
+def test_units_name_the_configuration_the_operator_chose(cli, tmp_path, how):
+    chosen = tmp_path / "etc" / "chosen.yaml"
+    chosen.parent.mkdir()
+    chosen.write_text("daemon:\n  instances: 3\n")
+    args, env = [], {}
+    if how == "-c relative":
+        args = ["-c", "etc/chosen.yaml"]
+    elif how == "-c absolute":
+        args = ["-c", str(chosen)]
+    elif how == "BLAZZ_CONFIG":
+        env = {"BLAZZ_CONFIG": "etc/chosen.yaml"}
+    else:
+        chosen = tmp_path / "blazz.yaml"
+        chosen.write_text("daemon:\n  instances: 3\n")
+    result = cli("units", "render", "--json", *args, env=env)
+    assert result.code == 0, result
+    for name in (units.TEMPLATE, units.SYNC_UNIT):
+        assert _config_env(result.json()["units"][name]) == f"BLAZZ_CONFIG={chosen}"
+    assert "for 3 instance(s)" in result.json()["units"][units.TEMPLATE]  # and read from it
+
+
+def test_without_a_configuration_file_the_units_name_etc_blazz(cli):
+    result = cli("units", "render", "--json")
+    assert _config_env(result.json()["units"][units.TEMPLATE]) == "BLAZZ_CONFIG=/etc/blazz/blazz.yaml"
+
+
+def test_install_refuses_a_configuration_that_does_not_exist(cli, tmp_path, stand_in_systemctl):
+    dest = tmp_path / "system"
+    result = cli("units", "install", "-n", "1", "--user", "root", "--dest", str(dest),
+                 env={"SYSTEMCTL": str(stand_in_systemctl.path)})
+    assert result.code == 78, result
+    assert "/etc/blazz/blazz.yaml: -: the file does not exist" in result.stderr, result
+    assert "-c PATH" in result.stderr
+    assert not dest.exists() and stand_in_systemctl.calls() == []
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown to other users needs root")
+
+
+@pytest.fixture
+def open_dir():
+    """A directory every user may enter (pytest's tmp_path is under a 0700 directory)."""
+    path = Path(tempfile.mkdtemp(prefix="blazz-units-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path)
+
+
+@needs_root
+def test_install_refuses_a_configuration_the_service_user_cannot_read(cli, tmp_path, open_dir, stand_in_systemctl):
+    config = open_dir / "blazz.yaml"
+    config.write_text("daemon:\n  instances: 1\n")
+    config.chmod(0o600)  # root's: root (running this) reads it, nobody does not
+    dest = tmp_path / "system"
+    env = {"SYSTEMCTL": str(stand_in_systemctl.path)}
+    result = cli("units", "install", "-n", "1", "--user", "nobody", "-c", str(config), "--dest", str(dest), env=env)
+    assert result.code == 78, result
+    assert f"{config}: -: user 'nobody' cannot read it (mode 0600, owner root:root)" in result.stderr
+    assert f"chgrp nobody {config}" in result.stderr
+    assert not dest.exists() and stand_in_systemctl.calls() == []
+
+    os.chown(config, 0, grp.getgrgid(pwd.getpwnam("nobody").pw_gid).gr_gid)
+    config.chmod(0o640)  # its group now: readable
+    result = cli("units", "install", "-n", "1", "--user", "nobody", "-c", str(config), "--dest", str(dest), env=env)
+    assert result.code == 0, result
+    assert f"Environment=BLAZZ_CONFIG={config}\n" in (dest / units.TEMPLATE).read_text()
+
+    check = cli("units", "check", "--user", "nobody", "-c", str(config), "--json", env=env)
+    assert check.code == 0, check
+    assert [c["ok"] for c in check.json()["checks"]] == [True, True, True]
+
+
+@needs_root
+def test_a_directory_the_user_cannot_enter_is_named(tmp_path, open_dir):
+    from blazzctl.services import file_access
+
+    inner = open_dir / "private"
+    inner.mkdir(mode=0o700)
+    (inner / "blazz.yaml").write_text("{}\n")
+    (inner / "blazz.yaml").chmod(0o644)
+    nobody = file_access.user_ids("nobody")
+    assert file_access.unreadable_reason(inner / "blazz.yaml", nobody) == \
+        f"user 'nobody' cannot enter {inner} (mode 0700, owner root:root)"
+    assert file_access.unreadable_reason(inner / "blazz.yaml", file_access.user_ids("root")) is None
+
+
+@needs_root
+@pytest.mark.parametrize("owner, group, mode, readable", [
+    (4242, 0, 0o400, True),      # the owner
+    (4242, 0, 0o040, False),     # the owner class decides, even when the group could read
+    (0, 4343, 0o040, True),      # a supplementary group
+    (0, 4444, 0o044, True),      # others
+    (0, 4444, 0o440, False),     # neither owner nor group: others' bits, none
+], ids=["owner", "owner-class-first", "supplementary-group", "other", "nobody-bit"])
+def test_permission_classes_as_the_kernel_applies_them(open_dir, owner, group, mode, readable):
+    from blazzctl.services import file_access
+
+    path = open_dir / "blazz.yaml"
+    path.write_text("{}\n")
+    os.chown(path, owner, group)
+    path.chmod(mode)
+    user = file_access.UserIds("svc", 4242, frozenset({4242, 4343}))
+    assert (file_access.unreadable_reason(path, user) is None) is readable
+
+
+def test_a_configuration_under_home_keeps_home_visible_read_only():
+    unit = parse_unit(units.render(Settings(), instances=1, prefix="/opt/blazz",
+                                   config_file="/home/ops/blazz.yaml")[units.TEMPLATE])
+    assert value(unit["Service"], "ProtectHome") == "read-only"
+    unit = parse_unit(units.render(Settings(), instances=1, prefix="/opt/blazz",
+                                   config_file="/etc/blazz/blazz.yaml")[units.TEMPLATE])
+    assert value(unit["Service"], "ProtectHome") == "yes"
+
+
+def test_install_warns_about_a_configuration_in_tmp(cli, tmp_path, stand_in_systemctl, config_here):
+    result = cli("units", "install", "-n", "1", "--user", "root", "--dest", str(tmp_path / "s"),
+                 env={"SYSTEMCTL": str(stand_in_systemctl.path)})
+    assert result.code == 0, result
+    assert "PrivateTmp=yes" in result.stderr and str(config_here) in result.stderr

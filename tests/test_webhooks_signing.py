@@ -105,3 +105,16 @@ def test_the_stdlib_verifier_in_the_docs_accepts_ours_and_rejects_tampering():
     assert not scope["verify"](secret, body + b" ", headers)
     old = signing.headers(signing.secret_key(secret), "evt_3", int(time.time()) - 600, body)
     assert not scope["verify"](secret, body, old)
+
+
+def test_during_a_rotation_both_secrets_verify_and_no_other():
+    new, old = signing.generate_secret(), signing.generate_secret()
+    body = b'{"id":"evt_4"}'
+    headers = signing.headers(signing.secret_key(new), "evt_4", int(time.time()), body,
+                              previous=signing.secret_key(old))
+    first, second = headers["webhook-signature"].split(" ")
+    assert first == signing.signature(signing.secret_key(new), "evt_4", int(headers["webhook-timestamp"]), body)
+    assert second.startswith("v1,")
+    assert Webhook(new).verify(body, headers) == Webhook(old).verify(body, headers) == {"id": "evt_4"}
+    with pytest.raises(WebhookVerificationError):
+        Webhook(signing.generate_secret()).verify(body, headers)

@@ -46,7 +46,7 @@ def linked(cli, fake, tmp_path, sqlite_url):
         config = fleet.config_for("host-a")
         text = config.read_text()
         config.write_text(text + "messages:\n  rate_per_minute: 0\n  jitter: 0\n  poll_interval: 0.1\n"
-                          f"  download_media: true\n  media_dir: {tmp_path / 'media'}\n")
+                          f"  download_media: true\n  max_download_mb: 0.02\n  media_dir: {tmp_path / 'media'}\n")
         assert cli("workspace", "create", "acme", db=sqlite_url).code == 0
         account = cli("account", "add", "--workspace", "acme", "--name", "sales", "--json", db=sqlite_url).json()
         fleet.start(1)
@@ -171,43 +171,57 @@ def test_number_not_on_whatsapp_fails_with_the_reason(cli, fake, linked):
 
 
 def test_incoming_message_delivered_twice_is_stored_once(cli, fake, linked):
+    """(Senders and a group whose ids end in an even digit: the fake addresses them by phone number.)"""
     url, account_id, db, fleet = linked
-    fake.deliver(PHONE, "+6281234560003", "first words", id="DUPLICATE01")
-    fake.deliver(PHONE, "+6281234560003", "first words", id="DUPLICATE01")  # WhatsApp redelivers
-    fake.deliver(PHONE, "+6281234560004", "in the group", group="120363000000000001")
+    fake.deliver(PHONE, "+6281234560008", "first words", id="DUPLICATE01")
+    fake.deliver(PHONE, "+6281234560008", "first words", id="DUPLICATE01")  # WhatsApp redelivers
+    fake.deliver(PHONE, "+6281234560004", "in the group", group="120363000000000002")
     wait_until(lambda: _count(db, "in") == 2, 30, "two stored messages")
     rows = cli("message", "list", "sales", "--workspace", "acme", "--direction", "in", "--json", db=url).json()
     assert sorted(m["body"] for m in rows) == ["first words", "in the group"]
     chats = {c["jid"]: c for c in cli("chat", "list", "sales", "--workspace", "acme", "--json", db=url).json()}
-    private = chats["6281234560003@c.us"]
+    private = chats["6281234560008@c.us"]
     assert (private["chat_type"], private["unread_count"], private["last_message"]) == ("private", 1, "first words")
-    assert chats["120363000000000001@g.us"]["chat_type"] == "group"
+    assert chats["120363000000000002@g.us"]["chat_type"] == "group"
     group_msg = _message_by_body(db, "in the group")
     assert group_msg["sender_jid"] == "6281234560004@c.us"
     contacts = cli("contact", "list", "sales", "--workspace", "acme", "--json", db=url).json()
-    assert any(c.get("jid") == "6281234560003@c.us" for c in contacts)
+    assert any(c.get("jid") == "6281234560008@c.us" for c in contacts)
 
 
-def test_received_media_is_saved_when_asked(cli, fake, linked, tmp_path):
+def test_received_media_is_stored_in_the_database_and_read_from_any_host(cli, fake, linked, tmp_path):
     url, account_id, db, fleet = linked
     png = base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==")
-    fake.deliver(PHONE, "+6281234560005", "look", media={"mimetype": "image/png", "filename": "dot.png",
-                                                         "data": base64.b64encode(png).decode()})
-    wait_until(lambda: _count(db, "in") == 1, 30, "the media message stored")
-    row = _media_of(db)
-    assert (row["type"], row["body"], row["media_mimetype"]) == ("image", "look", "image/png")
-    assert row["media_path"] and row["media_path"].startswith(str(tmp_path / "media" / str(account_id)))
-    with open(row["media_path"], "rb") as fh:
-        assert fh.read() == png
+    got = fake.deliver(PHONE, "+6281234560006", "look", media={"mimetype": "image/png", "filename": "dot.png",
+                                                               "data": base64.b64encode(png).decode()})
+    big = fake.deliver(PHONE, "+6281234560006", "too big", media={
+        "mimetype": "application/pdf", "filename": "big.pdf", "data": base64.b64encode(os.urandom(30_000)).decode()})
+    wait_until(lambda: _count(db, "in") == 2 and _media_of(db, got["_serialized"])["type"] == "image", 30,
+               "the media messages stored")
+    row = _media_of(db, got["_serialized"])
+    assert (row["type"], row["body"], row["media_mimetype"], row["media_path"]) == ("image", "look", "image/png", None)
+    assert row["details"]["media_sha256"] == hashlib.sha256(png).hexdigest()
+    assert not (tmp_path / "media").exists()  # nothing on the receiving host's disk
+    out = tmp_path / "another-host" / "dot.png"
+    out.parent.mkdir()
+    r = cli("message", "media", "sales", "--workspace", "acme", got["_serialized"], "--out", str(out), db=url)
+    assert r.code == 0, r
+    assert out.read_bytes() == png
+
+    wait_until(lambda: _media_of(db, big["_serialized"])["type"] == "document", 30, "the big one")
+    assert _media_of(db, big["_serialized"])["details"]["media_skipped"] == "too_large"  # > max_download_mb
+    r = cli("message", "media", "sales", "--workspace", "acme", big["_serialized"], "--out", str(out), db=url)
+    assert r.code == 3 and "too_large" in r.stderr, r
 
 
-def _media_of(db) -> dict:
+def _media_of(db, wa_message_id: str) -> dict:
     from blazzctl.models import Message
 
     with db.session() as s:
-        m = s.scalars(select(Message).where(Message.direction == "in")).one()
-        return {"type": m.type, "body": m.body, "media_mimetype": m.media_mimetype, "media_path": m.media_path}
+        m = s.scalars(select(Message).where(Message.wa_message_id == wa_message_id)).one()
+        return {"type": m.type, "body": m.body, "media_mimetype": m.media_mimetype, "media_path": m.media_path,
+                "details": m.details or {}}
 
 
 def _message(db, message_id: int) -> dict:
@@ -220,9 +234,9 @@ def _message(db, message_id: int) -> dict:
 
 
 def _settled(db, message_ids: list[int]) -> list[dict] | None:
-    """The messages once none is pending or sending any more."""
+    """The messages once none is pending, sending or handed any more."""
     rows = [_message(db, i) for i in message_ids]
-    return rows if all(r["status"] not in ("pending", "sending") for r in rows) else None
+    return rows if all(r["status"] not in ("pending", "sending", "handed") for r in rows) else None
 
 
 def _message_by_body(db, body: str) -> dict:

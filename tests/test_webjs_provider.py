@@ -308,3 +308,54 @@ def test_archive_sealed_with_another_key_fails_that_account_only(cli, fake, sqli
         # The daemon lives on and serves its other account.
         row = link(fake, db, healthy["id"], "+4915550007", fleet)
         assert row["owner"] == daemon.name and daemon.alive()
+
+
+# --- a frozen daemon's browser leaves WhatsApp by itself -------------------------------------------------
+
+def test_a_frozen_daemons_page_leaves_whatsapp_at_its_lease_deadline(cli, fake, database_of, tmp_path):
+    """Experiment 2: Chromium is a separate process and keeps running while the daemon is
+    SIGSTOPped. The page holds the fence deadline the daemon pushed after its last renewal and,
+    past it, leaves WhatsApp Web by itself (its connection closes) before the lease could expire
+    and another daemon start a second browser on the login. Thawed, the daemon reconnects with
+    no QR."""
+    import signal
+    import time
+
+    from tests.webjs_helpers import WEBJS_FAST
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    db = database_of(url)
+    fleet = WebjsFleet(tmp_path / "fleet", url, fake.url)
+    try:
+        daemon = fleet.start(1, host="host-a")
+        account = add_account(cli, url, "frozen")
+        assert cli("account", "connect", str(account["id"]), "--no-wait", db=url).code == 0
+        phone = "+4915550021"
+        link(fake, db, account["id"], phone, fleet)
+
+        def pages():  # the pages of this phone's device
+            state = fake.state()
+            conns = {d["active_conn"] for d in state["accounts"].get(phone.lstrip("+"), {}).get("devices", [])}
+            return [pg for pg in state["pages"] if pg["conn"] in conns]
+
+        def live_pages():
+            return [pg for pg in pages() if pg["alive"]]
+
+        wait_for(lambda: len(live_pages()) == 1, 15, message=pages)
+        time.sleep(1.0)  # a renewal has pushed a deadline into the page
+        ttl = WEBJS_FAST["lease_ttl"]
+        frozen_at = time.time()
+        daemon.send(signal.SIGSTOP)
+        try:
+            wait_for(lambda: not live_pages(), ttl + 5, message=pages)
+            left_after = time.time() - frozen_at
+            assert left_after < ttl, f"the page left WhatsApp {left_after:.1f} s after the freeze (TTL {ttl})"
+            assert [pg["closed"] for pg in pages()] == [True]
+        finally:
+            daemon.send(signal.SIGCONT)
+        wait_status(db, account["id"], "connected", 60, fleet)
+        wait_for(lambda: len(live_pages()) == 1, 30, message=pages)
+        assert len(devices_of(fake, phone)) == 1, "reconnected by a new QR scan"
+        assert "the page passed its lease deadline" in daemon.log.read_text()
+    finally:
+        fleet.close()

@@ -83,8 +83,9 @@ class WebjsFleet(Fleet):
     """Session daemons with the real provider; ``close()`` kills them and their browsers."""
 
     def __init__(self, root: Path, url: str, fake_url: str, *, key_file: Path | None = None,
-                 daemon: dict | None = None, webjs: dict | None = None, level: str = "info") -> None:
-        super().__init__(root, url, daemon=daemon, level=level)
+                 daemon: dict | None = None, webjs: dict | None = None, level: str = "info",
+                 python: str | None = None) -> None:
+        super().__init__(root, url, daemon=daemon, level=level, python=python)
         self.fake_url = fake_url
         self.key_file = key_file
         self.webjs = webjs or {}

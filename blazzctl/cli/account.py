@@ -59,7 +59,7 @@ def list_(workspace: WorkspaceOption = None,
     else:
         output.table(["ID", "WORKSPACE", "NAME", "PHONE", "STATUS", "PRIMARY", "OWNER"],
                      ([r["id"], r["workspace"], r["name"], r["phone_number"], r["status"],
-                       "yes" if r["is_primary"] else "", r["owner"]] for r in rows),
+                       r["is_primary"], r["owner"]] for r in rows),  # yes/no as `account show` says it
                      empty="no accounts: blazzctl account add --workspace WS --name NAME")
     output.next_page(more, json, f"--after {rows[-1]['id']}" if more else "")
 
@@ -104,7 +104,7 @@ def remove(ref: RefArgument, workspace: WorkspaceOption = None,
            yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
            force: bool = typer.Option(False, "--force", help="Remove even a connected account."),
            config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Remove an account (soft delete): it disappears from every command.
+    """Remove an account (soft delete): it disappears from every command; its pending messages are cancelled.
 
     Example: blazzctl account remove sales --workspace acme --yes
     """

@@ -47,6 +47,44 @@ def list_chats(ref: RefArgument, workspace: WorkspaceOption = None,
     output.next_page(more, json, f"--before {rows[-1]['id']}" if more else "")
 
 
+@chat_app.command("read")
+def read_chat(ref: RefArgument, chat: str = typer.Option(..., "--chat", metavar="JID", help="The chat's JID."),
+              workspace: WorkspaceOption = None,
+              wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until the receipt is sent (default)."),
+              timeout: float = typer.Option(30.0, "--timeout", min=1, help="Seconds to wait."),
+              config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Mark a chat read: its unread count becomes 0 and WhatsApp gets a read receipt (blue ticks).
+
+    Example: blazzctl chat read sales --workspace acme --chat 6281234567890@c.us
+    """
+    import time
+
+    from blazzctl.errors import OperationFailed
+    from blazzctl.models import AccountCommand
+    from blazzctl.services import chats, refs
+
+    st = state(config)
+    with st.db.session() as session:
+        account = refs.account(session, ref, workspace_ref=workspace)
+        command_id = chats.request_read(session, account=account, jid=chat).id
+    deadline, status, result = time.monotonic() + timeout, "pending", None
+    while wait and status in ("pending", "running") and time.monotonic() < deadline:
+        time.sleep(0.25)
+        with st.db.session() as session:
+            row = session.get(AccountCommand, command_id)
+            status, result = str(row.status), row.result
+    view = {"chat": chat, "command_id": command_id, "status": status, "result": result}
+    if json:
+        output.emit_json(view)
+    elif status == "succeeded":
+        output.say(f"read: {result}")
+    elif not wait:
+        output.say(f"unread count cleared; the read receipt is sent by the account's daemon (command {command_id})")
+    if wait and status != "succeeded":
+        raise OperationFailed(f"the read receipt was not sent: {result or f'still {status} after {timeout:g} s'}",
+                              hint="The account must be connected: see `blazzctl account show`.")
+
+
 @contact_app.command("list")
 def list_contacts(ref: RefArgument, workspace: WorkspaceOption = None, limit: int = typer.Option(
                       100, "--limit", "-n", min=1, max=1000, help="Most rows to show (1-1000)."),

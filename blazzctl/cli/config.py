@@ -11,12 +11,15 @@ app = typer.Typer(no_args_is_help=True, help="Check and show the configuration."
 
 
 @app.command("check")
-def check(config: ConfigOption = None) -> None:
+def check(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Validate the configuration; list every problem (file, key, what is wrong) and exit 78.
 
     Example: blazzctl config check --config /etc/blazz/blazz.yaml
     """
     settings = state(config).settings
+    if json:  # a problem is an error: {"error": {"code": "configuration", ...}}, exit 78
+        output.emit_json({"valid": True, "source": settings.source, "warnings": list(settings.warnings)})
+        return
     output.say(f"configuration OK ({settings.source or 'no file: defaults and environment'})")
 
 

@@ -52,13 +52,22 @@ def logout(ref: RefArgument, workspace: WorkspaceOption = None, wait: bool = Wai
            config: ConfigOption = None, json: JsonOption = False) -> None:
     """Unlink an account from its phone: the login is deleted, the status becomes logged_out.
 
+    With no session running, WhatsApp cannot be told: every saved login is deleted instead, and
+    the phone lists the device until it is removed there (Linked devices).
+
     Example: blazzctl account logout sales --workspace acme
     """
     _request("logout", ref, workspace, wait, timeout, config, json)
 
 
+LOGIN_KINDS = ("connect", "reconnect")  # the commands whose wait shows QR and pairing codes
+
+
 def _request(kind: str, ref: str, workspace: str | None, wait: bool, timeout: float, config: str | None,
-             json: bool, pair_phone: str | None = None) -> None:
+             json: bool, pair_phone: str | None = None, *, display=None,
+             timeout_hint: str | None = None) -> None:
+    """Ask for ``kind`` and, with ``wait``, follow it on ``display`` (default: a line per change).
+    ``timeout_hint``: what to say when the wait gives up (default: the login goes on, how to stop it)."""
     from blazzctl import views
     from blazzctl.enums import CommandKind
     from blazzctl.services import commands, refs
@@ -66,9 +75,14 @@ def _request(kind: str, ref: str, workspace: str | None, wait: bool, timeout: fl
     st = state(config)
     with st.db.session() as session:
         account = refs.account(session, ref, workspace_ref=workspace)
-        command = commands.request(session, account=account, kind=CommandKind(kind), pair_phone=pair_phone)
+        command = commands.request(session, account=account, kind=CommandKind(kind), pair_phone=pair_phone,
+                                   state_dir=st.settings.daemon.state_dir, deadline_s=timeout if wait else None)
         command_id, account_id = command.id, account.id
-    outcome = _watch(st, command_id, timeout, quiet=json) if wait else None
+    if json:
+        display = None
+    elif display is None:
+        display = Lines(codes=kind in LOGIN_KINDS)
+    outcome, timed_out = _watch(st, command_id, timeout, display) if wait else (None, False)
     with st.db.session() as session:
         view = views.account(refs.account(session, str(account_id)))
     if json:
@@ -80,22 +94,42 @@ def _request(kind: str, ref: str, workspace: str | None, wait: bool, timeout: fl
                    f"watch it with `blazzctl account show {view['id']}`")
     if outcome is not None and str(outcome.command_status) != "succeeded":
         reason = outcome.result or outcome.last_error or str(outcome.account_status)
-        raise OperationFailed(f"{kind} of {view['name']} did not succeed: {reason}",
-                              hint="See `blazzctl account show` and the daemon's log (journalctl -u 'blazz-session@*').")
+        hint = "See `blazzctl account show` and the daemon's log (journalctl -u 'blazz-session@*')."
+        if timed_out and kind in LOGIN_KINDS:
+            hint = timeout_hint or _still_waiting_hint(view, outcome)
+        raise OperationFailed(f"{kind} of {view['name']} did not succeed: {reason}", hint=hint)
     if outcome is not None and not json:
-        phone = f" as {view['phone_number']}" if kind in ("connect", "reconnect") and view["phone_number"] else ""
+        phone = f" as {view['phone_number']}" if kind in LOGIN_KINDS and view["phone_number"] else ""
         output.say(f"{view['name']}: {view['status']}{phone}")
 
 
-def _watch(st, command_id: int, timeout: float, *, quiet: bool):
-    """Poll the command until it finishes, showing each change; None-safe on timeout."""
+def _still_waiting_hint(view: dict, outcome) -> str:
+    """Only this command gave up: the account is still wanted online, so its login goes on."""
+    import shlex
+
+    ref = f"{shlex.quote(view['name'])} --workspace {shlex.quote(view['workspace'])}"
+    if outcome.live_daemons == 0:
+        waiting = "No session daemon is running; when one starts, it starts this login."
+    elif outcome.pairing_code:
+        waiting = f"The login keeps waiting: the pairing code stays valid until it expires (see it with " \
+                  f"`blazzctl account show {ref}`)."
+    else:
+        waiting = f"The login keeps waiting: the session daemon keeps showing new QR codes (see the current " \
+                  f"one with `blazzctl account qr {ref}`) until a phone links."
+    return f"{waiting} To stop it: blazzctl account disconnect {ref}"
+
+
+def _watch(st, command_id: int, timeout: float, display):
+    """Poll the command until it finishes, showing each change on ``display`` (None: nothing).
+
+    Returns (the last progress, whether this wait gave up at ``timeout``)."""
     from blazzctl.services import commands
 
     deadline = time.monotonic() + timeout
     grace_until = time.monotonic() + 10  # a daemon started just now needs a moment to register
     interval = st.settings.daemon.heartbeat_interval
     try:
-        return _poll(st, command_id, deadline, grace_until, interval, timeout, quiet=quiet)
+        return _poll(st, command_id, deadline, grace_until, interval, timeout, display)
     except KeyboardInterrupt:
         # The operator stopped waiting: the command ends here (a later daemon must not act on
         # it, e.g. reuse its pairing phone); the account stays wanted online, as asked.
@@ -104,39 +138,64 @@ def _watch(st, command_id: int, timeout: float, *, quiet: bool):
         raise
 
 
-def _poll(st, command_id: int, deadline: float, grace_until: float, interval: float, timeout: float, *,
-          quiet: bool):
+RECOVER_EVERY = 2.0  # seconds between looks for a daemon that died running the command
+
+
+def _poll(st, command_id: int, deadline: float, grace_until: float, interval: float, timeout: float, display):
     from blazzctl.services import commands
 
-    shown: tuple = ()
     warned = False
+    next_recover = time.monotonic() + RECOVER_EVERY
     keep_running()
     while True:
         with st.db.session() as session:
             now = commands.progress(session, command_id=command_id, heartbeat_interval=interval)
-        if not quiet:
-            key = (now.account_status, now.status_reason, now.qr_code, now.pairing_code)
-            if key != shown:
-                shown = key
-                _show(now)
+            if now.command_status == "running" and time.monotonic() >= next_recover:
+                # The daemon running it may be gone: then the command goes back to pending for the
+                # account's next owner, or ends here (a wait never hangs on a dead daemon).
+                next_recover = time.monotonic() + RECOVER_EVERY
+                done = commands.recover(session, command_id=command_id, state_dir=st.settings.daemon.state_dir)
+                if done is not None:
+                    now = commands.progress(session, command_id=command_id, heartbeat_interval=interval)
+        if display is not None:
+            display.update(now)
             if now.live_daemons == 0 and not warned and not now.done and time.monotonic() > grace_until:
                 warned = True
                 output.warn("warning: no session daemon is running; start one with `blazzctl daemon run` "
                             "or `systemctl start blazz.target`")
         if now.done:
-            return now
+            return now, False
         if time.monotonic() > deadline:
             with st.db.session() as session:
                 commands.cancel(session, command_id=command_id, reason=f"timed out after {timeout:g} s")
-                return commands.progress(session, command_id=command_id, heartbeat_interval=interval)
+                return commands.progress(session, command_id=command_id, heartbeat_interval=interval), True
         time.sleep(0.5)
 
 
-def _show(now) -> None:
+class Lines:
+    """Plain output for a wait: a line for each change of status, and the QR or pairing code
+    each time a new one comes when ``codes`` (a login). Readable in a pipe, a log or a test."""
+
+    def __init__(self, *, codes: bool) -> None:
+        self.codes, self.shown, self.note = codes, None, None
+
+    def update(self, now) -> None:
+        key = (now.account_status, now.status_reason) + ((now.qr_code, now.pairing_code) if self.codes else ())
+        if key != self.shown:
+            self.shown = key
+            _show(now, codes=self.codes)
+        if now.command_status == "pending" and now.result and now.result != self.note:
+            self.note = now.result  # requeued: the daemon that took it stopped or lost the account
+            output.say(f"command {now.result}")
+
+
+def _show(now, *, codes: bool) -> None:
     line = f"status: {now.account_status}"
     if now.status_reason:
         line += f" ({now.status_reason})"
     output.say(line)
+    if not codes:  # disconnect or logout of a login in progress: its codes are not for scanning now
+        return
     if now.pairing_code:
         output.say(f"pairing code: {now.pairing_code}  (WhatsApp > Linked devices > Link with phone number)")
     elif now.qr_code:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -35,6 +36,8 @@ class State:
             from blazzctl.settings import load_settings
 
             self._settings = load_settings(self.config_path)
+            for warning in self._settings.warnings:  # e.g. a misspelt BLAZZ_* variable
+                sys.stderr.write(f"warning: {warning}\n")
         return self._settings
 
     @property

@@ -15,7 +15,8 @@ app = typer.Typer(no_args_is_help=True, help="List session daemons; run them in 
 @app.command("list")
 def list_(config: ConfigOption = None, json: JsonOption = False,
           all_: bool = typer.Option(False, "--all", "-a", help="Include stopped daemons.")) -> None:
-    """List session daemons with their heartbeat age, accounts and memory.
+    """List session daemons with their heartbeat age, accounts and memory (PSS of the process
+    tree: pages Chromium's processes share are counted once; --json also gives summed RSS).
 
     Example: blazzctl daemon list
     """
@@ -29,27 +30,61 @@ def list_(config: ConfigOption = None, json: JsonOption = False,
     if json:
         output.emit_json(rows)
         return
-    output.table(["NAME", "HOST", "INST", "PID", "STATUS", "HEARTBEAT", "ACCOUNTS", "RSS", "VERSION"],
+    output.table(["NAME", "HOST", "INST", "PID", "STATUS", "HEARTBEAT", "ACCOUNTS", "PSS", "VERSION"],
                  ([r["name"], r["host"], r["instance"], r["pid"], r["status"] + ("" if r["live"] or r["status"] == "stopped" else " (dead)"),
                    f"{r['heartbeat_age_s']:.1f}s ago" if r["heartbeat_age_s"] is not None else None,
-                   r["accounts_owned"], _mb(r["rss_bytes"]), r["version"]] for r in rows),
+                   r["accounts_owned"], _mb(r["pss_bytes"]), r["version"]] for r in rows),
                  empty="no session daemons: blazzctl daemon run (or systemctl start blazz.target)")
+
+
+@app.command("forget")
+def forget(names: Optional[list[str]] = typer.Argument(None, metavar="[NAME]...", show_default=False,
+                                                       help="Daemon names (host:instance)."),
+           host: Optional[str] = typer.Option(None, "--host", metavar="HOST", show_default=False,
+                                              help="Every daemon of this host (a decommissioned one)."),
+           config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Remove the rows of daemons that no longer run, so list and health stop showing them.
+
+    A live daemon is refused (exit 4): stop it first. Accounts it held are claimed by the other
+    daemons once its leases expire, whether or not it is forgotten.
+
+    Example: blazzctl daemon forget --host old-host
+    """
+    from blazzctl.services import daemons
+
+    st = state(config)
+    with st.db.session() as session:
+        forgotten = daemons.forget(session, names=names or (), host=host,
+                                   heartbeat_interval=st.settings.daemon.heartbeat_interval)
+    if json:
+        output.emit_json({"forgotten": forgotten})
+    else:
+        output.say(f"forgot {', '.join(forgotten)}")
 
 
 @app.command("run")
 def run(instances: int = typer.Option(None, "--instances", "-n", min=1, max=64,
                                       help="How many daemons (default: daemon.instances)."),
-        config: ConfigOption = None) -> None:
+        config: ConfigOption = None,
+        json: bool = typer.Option(False, "--json", help="The daemons log JSON lines (logging.format json) on "
+                                                        "stderr; errors as JSON on stdout.")) -> None:
     """Run session daemons in the foreground (no systemd needed); Ctrl-C drains them.
+
+    An instance of this host that already runs (under another `daemon run`, or systemd) is
+    left alone, said once; the others run.
 
     Example: blazzctl daemon run --instances 2
     """
-    from daemons.supervisor import run_foreground
+    import os
 
+    from daemons.supervisor import run_foreground, running_elsewhere
+
+    if json:  # the daemons read it as they read the configuration (an environment override)
+        os.environ["BLAZZ_LOGGING_FORMAT"] = "json"
     keep_running()
     st = state(config)
     count = instances or st.settings.daemon.instances
-    raise typer.Exit(run_foreground(count, st.config_path))
+    raise typer.Exit(run_foreground(count, st.config_path, running=running_elsewhere(st.settings, count)))
 
 
 @app.command("restart")

@@ -12,17 +12,19 @@ app = typer.Typer(no_args_is_help=True, help="Database schema: upgrade, current,
 
 
 @app.command("upgrade")
-def upgrade(config: ConfigOption = None) -> None:
-    """Migrate the database schema to the newest version (safe to run twice).
+def upgrade(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Migrate the database schema to the newest version (safe to run twice, and to run again
+    after a run that stopped half-way). A MySQL/MariaDB server is checked first for the settings
+    blazz needs (exit 78 naming what to change).
 
     Example: blazzctl db upgrade
     """
     from blazzctl.services import schema
 
-    db = state(config).db
-    before = schema.current_revision(db)
-    schema.upgrade(db)
-    after = schema.current_revision(db)
+    before, after = schema.upgrade(state(config).db)
+    if json:
+        output.emit_json({"before": before, "after": after, "changed": before != after})
+        return
     output.say(f"schema at {after} (was {before or 'empty'})" if before != after else f"schema already at {after}")
 
 
@@ -42,7 +44,7 @@ def current(config: ConfigOption = None, json: JsonOption = False) -> None:
 
 
 @app.command("check")
-def check(config: ConfigOption = None) -> None:
+def check(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Exit 0 when the schema is at the newest version, else 1 saying what to run.
 
     Example: blazzctl db check || blazzctl db upgrade
@@ -53,4 +55,7 @@ def check(config: ConfigOption = None) -> None:
     if not st.at_head:
         raise OperationFailed(f"the schema is at {st.current or 'empty'}, this release needs {st.head}",
                               hint="Run `blazzctl db upgrade`.")
-    output.say(f"schema at head ({st.head})")
+    if json:
+        output.emit_json({"current": st.current, "head": st.head, "at_head": True})
+    else:
+        output.say(f"schema at head ({st.head})")

@@ -25,10 +25,15 @@ class HealthCommand(TyperCommand):
 
 def health(config: ConfigOption = None, json: JsonOption = False,
            wait: float = typer.Option(0, "--wait", min=0, metavar="S",
-                                      help="Poll until OK or S seconds have passed.")) -> None:
+                                      help="Poll until OK or S seconds have passed."),
+           gate: bool = typer.Option(False, "--gate",
+                                     help="Only the checks a restart can break (database, daemons, heartbeats, "
+                                          "unowned accounts): what deploy.sh waits for.")) -> None:
     """Check the database, the daemons and account ownership; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
     Example: blazzctl health --wait 120
+
+    Example: blazzctl health --gate --wait 120
     """
     from blazzctl.services import health as checks
 
@@ -38,12 +43,14 @@ def health(config: ConfigOption = None, json: JsonOption = False,
         keep_running()
     while True:
         report = checks.evaluate(lambda: st.settings)
+        if gate:
+            report = report.gate()
         if report.state == checks.State.OK or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
     if json:
         output.emit_json(report.as_dict())
     else:
-        output.say(f"{report.state.name}")
+        output.say_state(report.state.name)
         output.table(["CHECK", "STATE", "DETAIL"], ([c.name, c.state.name, c.detail] for c in report.checks))
     raise typer.Exit(int(report.state))

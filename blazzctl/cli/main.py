@@ -9,17 +9,37 @@ import sys
 import typer
 
 from blazzctl import __version__
-from blazzctl.cli import context, lazy
+from blazzctl.cli import context, lazy, output
 from blazzctl.cli.context import ConfigOption
 from blazzctl.errors import BlazzError
 from blazzctl.cli import fastparams
 
+try:
+    from typer._click.exceptions import UsageError  # Typer >= 0.24 carries its own click
+except ImportError:  # pragma: no cover - older Typer
+    from click.exceptions import UsageError
+
 fastparams.install()  # before any parameter is parsed: keeps Pydantic out of start-up (see the module)
 
 
-def report(error: BlazzError) -> None:
-    """One clear message on stderr: what failed, and what to do."""
-    sys.stderr.write(f"error: {error}\n")
+def report(error: BlazzError, *, json: bool = False) -> None:
+    """One clear message on stderr: what failed, and what to do (under --json: JSON on stdout,
+    unless the command printed its own JSON document before failing)."""
+    if json and not output.emitted:
+        output.emit_error(error.code, error.message, error.hint)
+    else:
+        sys.stderr.write(f"error: {error}\n")
+
+
+def wants_json(args) -> bool:
+    """Whether a command line asks for JSON: ``--json`` before any ``--`` (seen before parsing, so a
+    usage error of the same command line is answered in JSON too)."""
+    for arg in args:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 # The command tree, in the order help lists it: name -> (module of blazzctl.cli, attribute[, click
@@ -33,7 +53,7 @@ TREE: dict[str, tuple[str, ...]] = {
     "account": ("account", "app"), "audit": ("audit", "app"), "daemon": ("daemon", "app"), "key": ("key", "app"),
     "message": ("message", "app"), "webhook": ("webhook", "app"), "units": ("units", "app"),
     "sync": ("sync", "app"), "chat": ("chat", "chat_app"), "contact": ("chat", "contact_app"),
-    "group": ("chat", "group_app"),
+    "group": ("chat", "group_app"), "apikey": ("apikey", "app"), "api": ("api", "app"),
 }
 
 
@@ -55,22 +75,41 @@ class BlazzGroup(lazy.LazyGroup):
     (operators never see a traceback for an expected failure)."""
 
     lazy = {name: functools.partial(load_command, name) for name in TREE}
+    json_errors = False
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        self.json_errors, output.emitted = wants_json(args), False
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except UsageError as error:
+            raise self._usage(error) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except BlazzError as error:
-            report(error)
+            report(error, json=self.json_errors)
             raise typer.Exit(error.exit_code) from None
+        except UsageError as error:  # a subcommand's (click prints it and exits 2, health 3)
+            raise self._usage(error) from None
         except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
+            if self.json_errors and not output.emitted:
+                output.emit_error("interrupted", "interrupted")
+            else:
+                sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
         finally:
             context.STATE.close()
 
+    def _usage(self, error: UsageError) -> UsageError:
+        """Under --json, click shows the usage error as JSON on stdout (same exit code)."""
+        if self.json_errors:
+            error.show = lambda file=None: output.emit_error("usage", error.format_message())
+        return error
+
 
 app = typer.Typer(
-    cls=BlazzGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    cls=BlazzGroup, no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
     rich_markup_mode=None, suggest_commands=False, context_settings={"help_option_names": ["-h", "--help"]},
     help="Operate blazz: workspaces, WhatsApp accounts, session daemons and the database.\n\n"
          "Example: blazzctl account list --workspace acme")

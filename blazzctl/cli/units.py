@@ -50,11 +50,13 @@ def render(instances: InstancesOption = None, prefix: PrefixOption = None, user:
 def install(instances: InstancesOption = None, prefix: PrefixOption = None, user: UserOption = "blazz",
             dest: Path = typer.Option(Path("/etc/systemd/system"), "--dest", metavar="DIR",
                                       help="Where systemd reads the units from."),
+            api: bool = typer.Option(False, "--api", help="Also enable blazz-api.service (the HTTP API) here."),
             config: ConfigOption = None, json: JsonOption = False) -> None:
     """Write the units, run `systemctl daemon-reload`, enable blazz.target and instances 1..N.
 
     systemctl is $SYSTEMCTL when set, else the one on PATH. Instances above N that were
-    enabled are disabled and stopped. Running it again changes only what differs.
+    enabled are disabled and stopped. blazz-api.service is written always and enabled with
+    --api. Running it again changes only what differs.
 
     Example: sudo blazzctl units install --instances 4 --prefix /opt/blazz
     """
@@ -62,7 +64,7 @@ def install(instances: InstancesOption = None, prefix: PrefixOption = None, user
 
     settings = state(config).settings
     result = units.install(settings, instances=_default(settings, instances), prefix=prefix,
-                           user=user, dest=dest)
+                           user=user, dest=dest, api=api)
     if json:
         output.emit_json({"dest": str(result.dest), "files": result.files, "commands": result.commands,
                           "enabled": result.enabled, "disabled": result.disabled, "warnings": result.warnings})
@@ -74,6 +76,38 @@ def install(instances: InstancesOption = None, prefix: PrefixOption = None, user
     for warning in result.warnings:
         output.warn(f"warning: {warning}")
     output.say("start them with: systemctl start blazz.target")
+
+
+@app.command("check")
+def check(user: UserOption = "blazz", config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Check what `units install` needs, writing nothing: the configuration file the units will
+    name (BLAZZ_CONFIG) readable by USER (by its ids, not yours), USER itself, and systemctl.
+    Exits 78 when the configuration is the problem, else 1 when any check fails.
+
+    Example: blazzctl units check --user blazz
+    """
+    from blazzctl.errors import ConfigError, OperationFailed
+    from blazzctl.services import units
+
+    settings = state(config).settings
+    config_file = units.config_file_of(settings)
+    checks = units.check_host(settings, user=user)
+    if json:
+        output.emit_json({"config_file": config_file, "checks": [
+            {"name": c.name, "ok": c.ok, "detail": c.detail, "warnings": list(c.warnings)} for c in checks]})
+    else:
+        for c in checks:
+            detail = c.detail if c.ok or c.name != "config" else f"{config_file}: {c.detail}"
+            output.say(f"{'ok' if c.ok else 'FAILED':6}  {c.name:9}  {detail}")
+            for warning in c.warnings:
+                output.warn(f"warning: {warning}")
+    failed = {c.name: c for c in checks if not c.ok}
+    if "config" in failed:
+        raise ConfigError([(config_file, "-", failed["config"].detail)],
+                          hint="`blazzctl units install` refuses this configuration file.")
+    if failed:
+        raise OperationFailed(f"{len(failed)} check(s) failed: {', '.join(failed)}",
+                              hint="`blazzctl units install` needs each of them.")
 
 
 def _default(settings, given: int | None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Optional
 
 import typer
@@ -10,7 +11,7 @@ from blazzctl.cli import output
 from blazzctl.cli.context import ConfigOption, JsonOption, WorkspaceOption, state
 from blazzctl.errors import InvalidInput
 
-app = typer.Typer(no_args_is_help=True, help="Add, list, remove and test webhooks; inspect and redeliver deliveries.")
+app = typer.Typer(no_args_is_help=True, help="Add, list, update, remove and test webhooks; rotate their secrets; inspect and redeliver deliveries.")
 
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="Webhook id (see `blazzctl webhook list`).")]
 EndpointOption = Annotated[Optional[int], typer.Option("--endpoint", metavar="ID", help="Only this webhook's deliveries.")]
@@ -24,7 +25,7 @@ def add(url: str = typer.Argument(..., help="http(s) URL that receives the POSTs
         secret: Optional[str] = typer.Option(None, "--secret", metavar="SECRET",
                                              help="whsec_ signing secret; default: a new random one."),
         config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Add a webhook to a workspace. The signing secret is shown here and never again.
+    """Add a webhook to a workspace (one per URL). The signing secret is shown here and never again.
 
     Example: blazzctl webhook add --workspace acme https://hooks.example.com/blazz --events message.received,message.status
     """
@@ -67,16 +68,91 @@ def list_(workspace: WorkspaceOption = None, config: ConfigOption = None, json: 
 
 
 @app.command("remove")
-def remove(endpoint_id: IdArgument, config: ConfigOption = None) -> None:
+def remove(endpoint_id: IdArgument,
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+           config: ConfigOption = None, json: JsonOption = False) -> None:
     """Remove a webhook and its delivery history.
 
-    Example: blazzctl webhook remove 3
+    Example: blazzctl webhook remove 3 --yes
     """
     from blazzctl.services import webhooks
+    from blazzctl.webhooks import views
 
     with state(config).db.session() as session:
-        webhooks.remove(session, endpoint=webhooks.get(session, endpoint_id))
-    output.say(f"removed webhook {endpoint_id}")
+        endpoint = webhooks.get(session, endpoint_id)
+        if not yes:
+            _confirm(f"Remove webhook {endpoint.id} -> {webhooks.shown_url(endpoint.url)} and its delivery history?")
+        view = views.endpoint(endpoint)
+        webhooks.remove(session, endpoint=endpoint)
+    if json:
+        output.emit_json(view)
+    else:
+        output.say(f"removed webhook {view['id']}")
+
+
+@app.command("update")
+def update(endpoint_id: IdArgument,
+           url: Optional[str] = typer.Option(None, "--url", metavar="URL", help="New http(s) URL."),
+           events: Optional[str] = typer.Option(None, "--events", metavar="LIST",
+                                                help="Comma-separated event types (replaces the list)."),
+           all_events: bool = typer.Option(False, "--all-events", help="Receive every event type again."),
+           enable: Optional[bool] = typer.Option(None, "--enable/--disable",
+                                                 help="Take events again / stop (pending deliveries become dead)."),
+           config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Change a webhook's URL, event types, or whether it is enabled.
+
+    Example: blazzctl webhook update 3 --url https://hooks.example.com/v2 --events message.received
+    """
+    from blazzctl.services import webhooks
+    from blazzctl.webhooks import views
+
+    if events is not None and all_events:
+        raise InvalidInput("give either --events or --all-events, not both")
+    chosen = webhooks.ALL_EVENTS if all_events else webhooks.parse_events(events)
+    with state(config).db.session() as session:
+        endpoint = webhooks.update(session, endpoint=webhooks.get(session, endpoint_id), url=url,
+                                   events=chosen, active=enable)
+        view = views.endpoint(endpoint)
+    if json:
+        output.emit_json(view)
+        return
+    events_text = ",".join(view["events"]) if view["events"] else "all"
+    output.say(f"updated webhook {view['id']} -> {view['url']} (events: {events_text}; "
+               f"{'enabled' if view['active'] else 'disabled'})")
+
+
+@app.command("rotate-secret")
+def rotate_secret(endpoint_id: IdArgument,
+                  grace: Optional[float] = typer.Option(None, "--grace", metavar="SECONDS", min=0, max=30 * 86400,
+                                                        help="How long the old secret keeps signing; "
+                                                             "default: webhooks.rotation_grace; 0: stop now."),
+                  secret: Optional[str] = typer.Option(None, "--secret", metavar="SECRET",
+                                                       help="whsec_ signing secret; default: a new random one."),
+                  config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Give a webhook a new signing secret, shown here and never again.
+
+    Until the grace ends, each delivery carries two signatures (new and old secret), so the
+    receiver can switch to the new secret without losing events.
+
+    Example: blazzctl webhook rotate-secret 3
+    """
+    from blazzctl.services import webhooks
+    from blazzctl.webhooks import views
+
+    st = state(config)
+    grace = st.settings.webhooks.rotation_grace if grace is None else grace
+    with st.db.session() as session:
+        endpoint = webhooks.rotate_secret(session, endpoint=webhooks.get(session, endpoint_id), grace=grace,
+                                          secret=secret)
+        view = views.endpoint(endpoint, with_secret=True)
+    if json:
+        output.emit_json(view)
+        return
+    output.say(f"new signing secret of webhook {view['id']} (shown only now): {view['secret']}")
+    if view["previous_secret_expires_at"]:
+        output.say(f"the old secret also signs until {view['previous_secret_expires_at']}")
+    else:
+        output.say("the old secret no longer signs")
 
 
 @app.command("test")
@@ -146,3 +222,14 @@ def redeliver(delivery_id: Optional[int] = typer.Argument(None, metavar="DELIVER
         output.emit_json({"redelivered": len(ids), "ids": ids})
     else:
         output.say(f"queued {len(ids)} deliver{'y' if len(ids) == 1 else 'ies'} again")
+
+
+def _confirm(question: str) -> None:
+    """Ask on the terminal, as `account remove` does; without one, --yes is needed.
+
+    The question goes to stderr, so stdout holds only the JSON under --json.
+    """
+    if not sys.stdin.isatty():
+        raise InvalidInput("confirmation needed, and there is no terminal to ask on", hint="Add --yes.")
+    if not typer.confirm(question, default=False, err=True):
+        raise InvalidInput("not confirmed; nothing was changed")

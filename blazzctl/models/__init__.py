@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 _MODULES = {
-    "AccountCommand": "account_command", "AuditEvent": "audit", "AuthArchive": "auth_archive",
+    "AccountCommand": "account_command", "ApiKey": "api_key", "AuditEvent": "audit", "AuthArchive": "auth_archive",
     "AuthArchiveChunk": "auth_archive", "Chat": "chat", "Contact": "contact", "Group": "group",
     "GroupParticipant": "group", "Message": "message", "MessageMediaChunk": "message_media",
     "SessionDaemon": "session_daemon", "SyncRun": "sync_run", "WebhookDelivery": "webhook",
@@ -48,6 +48,7 @@ def __getattr__(name: str):
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from blazzctl.models.account import WhatsAppAccount
     from blazzctl.models.account_command import AccountCommand
+    from blazzctl.models.api_key import ApiKey
     from blazzctl.models.audit import AuditEvent
     from blazzctl.models.auth_archive import AuthArchive, AuthArchiveChunk
     from blazzctl.models.base import Base

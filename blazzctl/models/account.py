@@ -53,6 +53,7 @@ class WhatsAppAccount(IdMixin, UuidMixin, TimestampMixin, Base):
     qr_expires_at: Mapped[datetime | None]
     pairing_code: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    wa_version: Mapped[str | None] = mapped_column(String(40))  # the WhatsApp Web build its page last ran
     auth_saved_at: Mapped[datetime | None]
     event_sequence: Mapped[int] = mapped_column(BigInteger, default=0)
     last_activity_at: Mapped[datetime | None]

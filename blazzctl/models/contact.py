@@ -13,11 +13,13 @@ class Contact(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("whatsapp_account_id", "jid"),
         Index("ix_contacts_workspace_phone", "workspace_id", "phone_number"),
+        Index("ix_contacts_account_lid", "whatsapp_account_id", "lid"),
     )
 
     workspace_id: Mapped[int] = mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"))
     whatsapp_account_id: Mapped[int] = mapped_column(BigId, ForeignKey("whatsapp_accounts.id", ondelete="CASCADE"))
-    jid: Mapped[str] = mapped_column(String(100))
+    jid: Mapped[str] = mapped_column(String(100))  # what WhatsApp addresses them by (…@c.us or …@lid)
+    lid: Mapped[str | None] = mapped_column(String(100))  # their LID (…@lid) when known
     phone_number: Mapped[str | None] = mapped_column(String(20))
     name: Mapped[str | None] = mapped_column(String(255))
     push_name: Mapped[str | None] = mapped_column(String(255))

@@ -48,4 +48,7 @@ class Message(IdMixin, UuidMixin, Base):
     sent_at: Mapped[datetime | None]
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]
+    edited_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]  # deleted for everyone
+    edits: Mapped[list | None] = mapped_column(JSON)  # the previous bodies, oldest first: [{body, replaced_at}]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

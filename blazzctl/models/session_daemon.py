@@ -26,7 +26,8 @@ class SessionDaemon(IdMixin, Base):
     stopped_at: Mapped[datetime | None]
     capacity: Mapped[int] = mapped_column(default=0)
     accounts_owned: Mapped[int] = mapped_column(default=0)
-    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)  # summed RSS of the process tree
+    pss_bytes: Mapped[int | None] = mapped_column(BigInteger)  # its PSS: shared pages counted once
     process_count: Mapped[int | None]
     cpu_percent: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)

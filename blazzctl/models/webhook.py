@@ -17,6 +17,10 @@ class WebhookEndpoint(IdMixin, UuidMixin, TimestampMixin, Base):
     workspace_id: Mapped[int] = mapped_column(BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     secret: Mapped[str] = mapped_column(String(255))
+    # After `webhook rotate-secret` the replaced secret also signs deliveries until this time,
+    # so receivers can switch without losing events; past it, it is ignored.
+    previous_secret: Mapped[str | None] = mapped_column(String(255))
+    previous_secret_expires_at: Mapped[datetime | None]
     events: Mapped[list | None] = mapped_column(JSON)  # NULL: every event type
     active: Mapped[bool] = mapped_column(default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(255))

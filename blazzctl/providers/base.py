@@ -61,6 +61,7 @@ class Authenticated(ProviderEvent):
 class Ready(ProviderEvent):
     phone_number: str
     push_name: str | None = None
+    wa_version: str | None = None  # WhatsApp Web's build (``Debug.VERSION``)
 
 
 @dataclass(frozen=True)
@@ -97,11 +98,40 @@ class AckEvent(ProviderEvent):
     ack: int = 0
 
 
+@dataclass(frozen=True)
+class MessageEdited(ProviderEvent):
+    """The author changed a message's text (or a media caption)."""
+
+    wa_message_id: str = ""
+    body: str = ""
+    edited_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MessageRevoked(ProviderEvent):
+    """The author deleted a message for everyone."""
+
+    wa_message_id: str = ""
+
+
 Emit = Callable[[ProviderEvent], Awaitable[None]]
 
 
 class SessionNotReady(Exception):
     """The session cannot take calls now (not connected yet, or its page is gone)."""
+
+
+class LeaseDeadline(Exception):
+    """The page refused a send because the lease deadline passed it carried (``message["deadline"]``,
+    wall-clock epoch seconds): the message was not handed to WhatsApp. Raised in the page itself,
+    so a daemon that froze between its lease check and the hand-over cannot send late."""
+
+
+DEADLINE_MARK = "blazz: lease deadline passed"
+
+
+class SendRefused(Exception):
+    """WhatsApp refused a message (its send result was not OK); the text is ``send_refused: RESULT``."""
 
 
 class Unsupported(Exception):
@@ -142,6 +172,16 @@ class Provider(abc.ABC):
         """Account ids whose sessions are live in this process."""
         return set()
 
+    async def checkpoint(self, account_id: int) -> bool:
+        """Archive the account's login now (after sends, so that a takeover's page knows them);
+        False when nothing was stored. The default stores nothing."""
+        return False
+
+    async def set_deadline(self, deadline: float) -> None:
+        """Our leases are confirmed until ``deadline`` (wall-clock epoch seconds, the fence
+        deadline): every page gets it and leaves WhatsApp by itself once it passes, should the
+        daemon be frozen. Called after each renewal; the default does nothing."""
+
     async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
         raise Unsupported(f"{type(self).__name__} cannot send messages")
 
@@ -155,6 +195,16 @@ class Provider(abc.ABC):
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         raise Unsupported(f"{type(self).__name__} cannot check numbers")
+
+    async def resolve_number(self, account_id: int, phone: str) -> str | None:
+        """The id WhatsApp knows ``phone`` (digits) by, e.g. ``551187654321@c.us`` for a typed
+        ``5511987654321`` (it can differ: Brazil's 9th digit, Mexico's 1); None when the number is
+        not on WhatsApp. Providers that cannot tell the canonical id answer the typed one."""
+        return f"{phone}@c.us" if await self.is_on_whatsapp(account_id, phone) else None
+
+    async def send_seen(self, account_id: int, chat_jid: str) -> None:
+        """Send a read receipt for the chat (its messages show as read to their senders)."""
+        raise Unsupported(f"{type(self).__name__} cannot send read receipts")
 
     async def list_chats(self, account_id: int) -> list[dict[str, Any]]:
         raise Unsupported(f"{type(self).__name__} cannot list chats")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any, Callable
 
-from sqlalchemy import exc, select, update
+from sqlalchemy import exc, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from blazzctl import validate
+from blazzctl.db import db_now
 from blazzctl.enums import AccountStatus, DesiredState, ProviderType
 from blazzctl.errors import Conflict, InvalidInput
 from blazzctl.models import WhatsAppAccount, Workspace
@@ -81,18 +83,95 @@ def update_account(session: Session, *, account: WhatsAppAccount, name: str | No
     return account
 
 
+def set_status(session: Session, *, account_id: int, status: AccountStatus, reason: str | None = None,
+               previous: tuple[int, AccountStatus] | None = None,
+               write: Callable[[dict[str, Any]], bool] | None = None, **values: Any) -> bool:
+    """Write an account's status (with ``values`` that go with it) and, when it changes, queue
+    its ``account.status`` webhook event in the same transaction.
+
+    The one way any status is written, by a daemon or by the CLI: a webhook consumer sees
+    every change, whoever made it, and only changes that committed. ``previous``:
+    (workspace id, status) when the caller read them already. ``write(values) -> bool`` does
+    the UPDATE (a daemon's is fenced by its lease; default: by id); False, nothing written
+    and no event, when it changed no row.
+    """
+    if previous is None:
+        previous = tuple(session.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
+                                         .where(WhatsAppAccount.id == account_id)).one())
+    workspace_id, before = previous
+    values = {**values, "status": status, "status_reason": reason, "status_changed_at": db_now()}
+    if write is None:
+        written = session.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == account_id).values(**values)
+                                  .execution_options(synchronize_session=False)).rowcount == 1
+    else:
+        written = write(values)
+    if written and before != status:
+        from blazzctl.services import events
+
+        events.record(session, type="account.status", workspace_id=workspace_id, account_id=account_id,
+                      data={"status": str(status), "previous_status": str(before), "reason": reason})
+    return written
+
+
+def closed_values() -> dict[str, Any]:
+    """What goes with a status that ends a session written without its daemon (CLI, recovery):
+    no code to scan any more, and no lease."""
+    return {"disconnected_at": db_now(), "qr_code": None, "qr_expires_at": None, "pairing_code": None,
+            "owner": None, "lease_expires_at": None}
+
+
+def has_live_owner(session: Session, account_id: int) -> bool:
+    return session.scalar(select(func.count()).select_from(WhatsAppAccount).where(
+        WhatsAppAccount.id == account_id, WhatsAppAccount.owner.is_not(None),
+        WhatsAppAccount.lease_expires_at > db_now())) > 0
+
+
+# A status that says a session is (or is getting) up: stale when nobody owns the account.
+SESSION_STATUSES = (AccountStatus.STARTING, AccountStatus.QR_SCANNING, AccountStatus.AUTHENTICATED,
+                    AccountStatus.CONNECTED)
+
+
 def remove(session: Session, *, account: WhatsAppAccount, force: bool = False) -> WhatsAppAccount:
-    """Soft delete: the account disappears from every command; its daemon releases it."""
+    """Soft delete: the account disappears from every command; its daemon releases it, and its
+    pending messages are cancelled (nothing would ever send them).
+
+    An account no live daemon owns, whose status still says a session is up (its daemon died),
+    becomes ``disconnected`` here, with its ``account.status`` event: no daemon would write it.
+    """
+    from blazzctl.services import pending
+
     if account.status == AccountStatus.CONNECTED and not force:
         raise Conflict(f"account {account.name!r} is connected",
                        hint="Disconnect it first (`blazzctl account disconnect`), or add --force.")
+    # Lock the row: a claim skips it, and a daemon's status write waits for this change.
+    session.execute(select(WhatsAppAccount.id).where(WhatsAppAccount.id == account.id).with_for_update())
+    session.refresh(account)
     account.deleted_at = utcnow()
     account.is_primary = False
     account.desired_state = DesiredState.STOPPED
     session.flush()
+    if account.status in SESSION_STATUSES and not has_live_owner(session, account.id):
+        set_status(session, account_id=account.id, status=AccountStatus.DISCONNECTED, reason="account removed",
+                   previous=(account.workspace_id, account.status), **closed_values())
+        session.refresh(account)
+    _cancel_commands(session, account.id, "account removed")
+    cancelled = pending.cancel_all_of_account(session, account_id=account.id)
     audit.record(session, command="account remove", target_type="account", target=str(account.id),
-                 workspace_id=account.workspace_id, details={"name": account.name, "force": force})
+                 workspace_id=account.workspace_id, details={"name": account.name, "force": force,
+                                                             "messages_cancelled": cancelled})
     return account
+
+
+def _cancel_commands(session: Session, account_id: int, reason: str) -> None:
+    """Open operator commands end: no daemon runs them for an account that is gone."""
+    from blazzctl.enums import CommandStatus
+    from blazzctl.models import AccountCommand
+
+    session.execute(update(AccountCommand).where(
+        AccountCommand.whatsapp_account_id == account_id,
+        AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
+    ).values(status=CommandStatus.CANCELLED, result=reason, finished_at=db_now())
+        .execution_options(synchronize_session=False))
 
 
 def make_primary(session: Session, *, account: WhatsAppAccount) -> WhatsAppAccount:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 
+from blazzctl import paths
 from blazzctl.db import Database, db_now
 from blazzctl.keys import SessionKey
 from blazzctl.models import AuthArchive, AuthArchiveChunk, WhatsAppAccount
@@ -126,7 +129,57 @@ def load(db: Database, *, account_id: int, version: int, key: SessionKey) -> byt
 
 def delete_all(db: Database, *, account_id: int) -> None:
     with db.session() as s:
-        ids = s.scalars(select(AuthArchive.id).where(AuthArchive.whatsapp_account_id == account_id)).all()
-        if ids:
-            s.execute(delete(AuthArchiveChunk).where(AuthArchiveChunk.archive_id.in_(ids)))
-            s.execute(delete(AuthArchive).where(AuthArchive.id.in_(ids)))
+        delete_in(s, account_id=account_id)
+
+
+def delete_in(session, *, account_id: int) -> int:
+    """Delete the account's archives and their chunks in the caller's transaction; returns how many."""
+    ids = session.scalars(select(AuthArchive.id).where(AuthArchive.whatsapp_account_id == account_id)).all()
+    if ids:
+        session.execute(delete(AuthArchiveChunk).where(AuthArchiveChunk.archive_id.in_(ids)))
+        session.execute(delete(AuthArchive).where(AuthArchive.id.in_(ids)))
+    return len(ids)
+
+
+# --- local profiles: the other place a login lives ---------------------------------------------------
+
+SYSTEM_STATE_DIR = Path("/var/lib/blazz")  # the units' StateDirectory=blazz
+
+
+@dataclass
+class LocalProfiles:
+    """What deleting an account's Chromium profiles on this host did."""
+
+    deleted: list[Path] = field(default_factory=list)
+    kept: list[tuple[Path, str]] = field(default_factory=list)  # (profile, why it could not be deleted)
+
+
+def state_bases(configured: str | None) -> list[Path]:
+    """Every daemon state directory of this host a profile may live in: the configured one (or
+    ``$STATE_DIRECTORY``, or the XDG one), and the system units' ``/var/lib/blazz``."""
+    found: list[Path] = []
+    for base in (paths.daemon_state_base(configured), paths.state_home(), SYSTEM_STATE_DIR):
+        if base not in found:
+            found.append(base)
+    return found
+
+
+def delete_local_profiles(bases: list[Path], session_id: str) -> LocalProfiles:
+    """Delete ``session-*/profiles/<session_id>`` below each base (profiles of every daemon instance)."""
+    result = LocalProfiles()
+    for base in bases:
+        try:
+            candidates = sorted(base.glob(f"session-*/profiles/{session_id}"))
+        except OSError as exc:  # e.g. /var/lib/blazz is the service user's, mode 0700
+            if base.exists():
+                result.kept.append((base / "session-*" / "profiles" / session_id, exc.strerror or str(exc)))
+            continue
+        if not candidates and base.exists() and not os.access(base, os.R_OK | os.X_OK):
+            result.kept.append((base / "session-*" / "profiles" / session_id, "permission denied"))
+        for profile in candidates:
+            try:
+                shutil.rmtree(profile)
+                result.deleted.append(profile)
+            except OSError as exc:
+                result.kept.append((profile, exc.strerror or str(exc)))
+    return result

@@ -84,3 +84,27 @@ def get_group(session: Session, *, account_id: int, jid: str) -> tuple[Group, li
                                    .order_by(GroupParticipant.is_super_admin.desc(), GroupParticipant.is_admin.desc(),
                                              GroupParticipant.jid)))
     return group, members
+
+
+def request_read(session: Session, *, account, jid: str):
+    """Zero the chat's unread count and ask the account's daemon to send WhatsApp a read receipt
+    (an ``account_commands`` row of kind ``read_chat``); returns the command to watch."""
+    from blazzctl.enums import CommandKind
+    from blazzctl.models import AccountCommand
+    from blazzctl.services import audit, messages
+    from blazzctl.services.audit import os_user
+
+    jid = messages.chat_jid(jid)
+    chat = session.scalars(select(Chat).where(Chat.whatsapp_account_id == account.id, Chat.jid == jid)).first()
+    if chat is None:
+        raise NotFound(f"account {account.name!r} has no chat {jid}",
+                       hint=f"See its chats: blazzctl chat list {account.name} --workspace {account.workspace.name}")
+    messages.ensure_linked(account)
+    chat.unread_count = 0
+    command = AccountCommand(whatsapp_account_id=account.id, command=CommandKind.READ_CHAT, args={"chat": jid},
+                             requested_by=os_user()[:100])
+    session.add(command)
+    session.flush()
+    audit.record(session, command="chat read", target_type="chat", target=jid, workspace_id=account.workspace_id,
+                 details={"account_id": account.id, "command_id": command.id})
+    return command

@@ -37,6 +37,54 @@ def store(session: Session, *, message_id: int, path: Path, size: int) -> None:
                            f"{' or more' if written > size else ''})", hint="Send it again once it is complete.")
 
 
+def store_bytes(session: Session, *, message_id: int, data: bytes) -> None:
+    """Write received media (already in memory, capped by ``messages.max_download_mb``) as chunks."""
+    for seq, start in enumerate(range(0, len(data), CHUNK_BYTES)):
+        session.execute(insert(MessageMediaChunk).values(message_id=message_id, seq=seq,
+                                                         data=data[start:start + CHUNK_BYTES]))
+
+
+def prune_received(db, *, older_than_days: float, batch: int = 500) -> int:
+    """Delete the stored media of received messages older than ``older_than_days``; returns how many."""
+    from blazzctl.db import db_now
+    from blazzctl.enums import Direction
+    from blazzctl.models import Message
+
+    total = 0
+    while True:
+        with db.session() as s:
+            ids = s.scalars(select(Message.id).where(
+                Message.direction == Direction.IN, Message.created_at < db_now(-older_than_days * 86400),
+                Message.id.in_(select(MessageMediaChunk.message_id))).limit(batch)).all()
+            if not ids:
+                return total
+            s.execute(delete(MessageMediaChunk).where(MessageMediaChunk.message_id.in_(ids)))
+        total += len(ids)
+
+
+def received(session: Session, *, account_id: int, wa_message_id: str):
+    """(message, bytes) of a received media message of the account, by its WhatsApp id (or the bare id)."""
+    from sqlalchemy import or_
+
+    from blazzctl.errors import NotFound
+    from blazzctl.models import Message
+
+    message = session.scalars(select(Message).where(
+        Message.whatsapp_account_id == account_id,
+        or_(Message.wa_message_id == wa_message_id,
+            Message.wa_message_id.endswith(f"_{wa_message_id}", autoescape=True)))
+        .order_by(Message.id)).first()
+    if message is None:
+        raise NotFound(f"the account has no message {wa_message_id!r}",
+                       hint="See `blazzctl message list` for the WhatsApp ids (wa_message_id).")
+    data = load(session, message.id) if message.media_mimetype else None
+    if data is None:
+        why = ((message.details or {}).get("media_skipped") or
+               "not stored (messages.download_media is off, or it was pruned after messages.media_retention_days)")
+        raise NotFound(f"message {wa_message_id!r} has no stored media: {why}")
+    return message, data
+
+
 def discard(session: Session, message_id: int) -> None:
     """Delete the message's stored bytes: it is sent or failed for good, nothing sends it again."""
     session.execute(delete(MessageMediaChunk).where(MessageMediaChunk.message_id == message_id))

@@ -3,7 +3,11 @@
 `send` validates everything before it writes, and stores a media file's bytes with the message
 (so the daemon that sends it needs no access to the file); the daemon does the rest (rate
 limit, number check, sending, acks). The same idempotency key for the same account returns the
-message already queued instead of sending a second one.
+message already queued instead of sending a second one; for another message it is refused.
+
+A message waits (``pending``) only for an account that can send again: one never linked is
+refused. Pending messages end as ``cancelled`` (`cancel`, or their account removed) or, once
+older than ``messages.pending_ttl``, as ``failed`` with error ``expired`` (`expire_overdue`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from sqlalchemy import and_, exc, or_, select
 from sqlalchemy.orm import Session
 
 from blazzctl import validate
-from blazzctl.enums import Direction, MessageStatus
-from blazzctl.errors import InvalidInput, NotFound
+from blazzctl.enums import AccountStatus, DesiredState, Direction, MessageStatus
+from blazzctl.errors import Conflict, InvalidInput, NotFound, OperationFailed
 from blazzctl.models import Chat, Message, WhatsAppAccount
 from blazzctl.services import audit, message_media
 
@@ -32,7 +36,7 @@ def chat_jid(to: str) -> str:
     if "@" in to:
         if not _JID.match(to):
             raise InvalidInput(f"{to!r} is not a WhatsApp chat id",
-                               hint="Use a phone number (+62 812-3456-7890), NUMBER@c.us or GROUP@g.us.")
+                               hint="Use a phone number (+62 812-3456-7890), NUMBER@c.us, LID@lid or GROUP@g.us.")
         return to.replace("@s.whatsapp.net", "@c.us")
     return validate.phone_e164(to).lstrip("+") + "@c.us"
 
@@ -92,7 +96,8 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
     if idempotency_key:
         existing = _by_key(session, account.id, idempotency_key)
         if existing is not None:
-            return existing, False
+            return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
+    ensure_linked(account)
     message = Message(
         workspace_id=account.workspace_id, whatsapp_account_id=account.id, chat_jid=jid, direction=Direction.OUT,
         type=file.kind if file else "text", body=text if file is None else caption,
@@ -107,12 +112,54 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
         existing = _by_key(session, account.id, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
-        return existing, False
+        return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
     if file is not None:
         message_media.store(session, message_id=message.id, path=file.path, size=file.size)
     audit.record(session, command="message send", target_type="message", target=message.uuid,
                  workspace_id=account.workspace_id, details={"account_id": account.id, "to": jid})
     return message, True
+
+
+def ensure_linked(account: WhatsAppAccount) -> None:
+    """Refuse to queue for an account that has no login to send with: never connected, or
+    logged out since (``connected_at`` is cleared then). Its messages would wait for nothing."""
+    if account.connected_at is None or account.status == AccountStatus.LOGGED_OUT:
+        raise OperationFailed(f"account {account.name!r} is not linked to a phone (it never connected, or it was "
+                              "logged out): nothing was queued",
+                              hint=f"Connect it first: blazzctl account connect {account.name} "
+                                   f"--workspace {account.workspace.name}")
+
+
+def not_connected_warning(account: WhatsAppAccount, *, ttl: float) -> str | None:
+    """Why a message queued for this account will wait, or None when it is connected."""
+    if account.status == AccountStatus.CONNECTED:
+        return None
+    why = f" ({account.status_reason})" if account.status_reason else ""
+    action = ("" if account.desired_state == DesiredState.RUNNING
+              else f"; connect it: blazzctl account connect {account.name} --workspace {account.workspace.name}")
+    return (f"account {account.name!r} is {account.status}{why}: the message waits until it is connected "
+            f"again, for up to {_duration(ttl)} (messages.pending_ttl), then fails as expired{action}")
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _same_or_conflict(existing: Message, jid: str, text: str | None, file: MediaFile | None,
+                      caption: str | None, reply_to: str | None) -> Message:
+    """The message already queued under this key, when it is the same message; else a conflict."""
+    body = text if file is None else caption
+    same = (existing.chat_jid == jid and existing.body == body and existing.quoted_wa_message_id == reply_to
+            and existing.type == (file.kind if file else "text")
+            and (file is None or (existing.media_path == str(file.path) and existing.media_size == file.size)))
+    if not same:
+        raise Conflict(f"idempotency key {existing.idempotency_key!r} was already used for another message "
+                       f"(message {existing.id} to {existing.chat_jid}, status {existing.status})",
+                       hint="Use a new key for a new message; the same key only repeats the same message.")
+    return existing
 
 
 def _by_key(session: Session, account_id: int, key: str) -> Message | None:
@@ -127,6 +174,18 @@ def get(session: Session, message_id: int) -> Message:
     return message
 
 
+def account_names(session: Session, account_ids: set[int]) -> dict[int, tuple[str, str]]:
+    """(workspace name, account name) by account id, for lists of messages (which carry only the id)."""
+    from blazzctl.models import Workspace
+
+    if not account_ids:
+        return {}
+    rows = session.execute(select(WhatsAppAccount.id, Workspace.name, WhatsAppAccount.name)
+                           .join(Workspace, Workspace.id == WhatsAppAccount.workspace_id)
+                           .where(WhatsAppAccount.id.in_(account_ids)))
+    return {account_id: (ws, name) for account_id, ws, name in rows}
+
+
 def list_messages(session: Session, *, account_id: int | None = None, workspace_id: int | None = None,
                   chat: str | None = None, status: str | None = None, direction: str | None = None,
                   limit: int = 50, before: int | None = None) -> list[Message]:
@@ -136,6 +195,10 @@ def list_messages(session: Session, *, account_id: int | None = None, workspace_
         query = query.where(Message.whatsapp_account_id == account_id)
     if workspace_id is not None:
         query = query.where(Message.workspace_id == workspace_id)
+    if account_id is None and workspace_id is None:  # across workspaces: leave out removed workspaces
+        from blazzctl.services.workspaces import removed_ids
+
+        query = query.where(Message.workspace_id.not_in(removed_ids()))
     if chat is not None:
         if account_id is None:
             raise InvalidInput("--chat needs an account", hint="Give the account REF before --chat.")

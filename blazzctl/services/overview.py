@@ -18,7 +18,7 @@ from blazzctl.enums import DeliveryStatus, MessageStatus, SyncStatus
 from blazzctl.models import Message, SyncRun, WebhookDelivery, WhatsAppAccount
 from blazzctl.services import daemons
 
-OUTBOUND = (MessageStatus.PENDING, MessageStatus.SENDING)
+OUTBOUND = (MessageStatus.PENDING, MessageStatus.SENDING, MessageStatus.HANDED)
 
 
 @dataclass(frozen=True)

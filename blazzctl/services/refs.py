@@ -15,9 +15,9 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4
 
 
 def workspace(session: Session, ref: str, *, lock: bool = False) -> Workspace:
-    """A workspace by id, uuid or name."""
+    """A live (not removed) workspace by id, uuid or name."""
     validate.reference(ref, what="workspace")
-    query = select(Workspace)
+    query = select(Workspace).where(Workspace.deleted_at.is_(None))
     if ref.isdigit():
         query = query.where(Workspace.id == int(ref))
     elif _UUID.match(ref):
@@ -26,7 +26,7 @@ def workspace(session: Session, ref: str, *, lock: bool = False) -> Workspace:
         query = query.where(Workspace.name == ref)
     found = session.scalars(query.with_for_update() if lock else query).first()
     if found is None and ref.isdigit():  # a workspace may be named "2024"
-        found = session.scalars(select(Workspace).where(Workspace.name == ref)).first()
+        found = session.scalars(select(Workspace).where(Workspace.deleted_at.is_(None), Workspace.name == ref)).first()
     if found is None:
         raise NotFound(f"workspace {ref!r} not found", hint="See `blazzctl workspace list`.")
     return found

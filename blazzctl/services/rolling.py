@@ -98,10 +98,10 @@ def restart(db: Database, settings, *, instances: list[int], rolling: bool = Tru
 
 
 def check_health(settings, *, timeout: float, progress: Progress = lambda _text: None) -> health.Report:
-    """Poll the health checks until OK; OperationFailed naming the checks that are not OK at the timeout."""
+    """Poll the gate's health checks until OK; OperationFailed naming those not OK at the timeout."""
     deadline = time.monotonic() + timeout
     while True:
-        report = health.evaluate(lambda: settings)
+        report = health.evaluate(lambda: settings).gate()
         if report.state == health.State.OK:
             progress("health OK")
             return report

@@ -108,6 +108,10 @@ def list_runs(session: Session, *, account: WhatsAppAccount | None = None, works
         query = query.where(SyncRun.whatsapp_account_id == account.id)
     if workspace is not None:
         query = query.where(WhatsAppAccount.workspace_id == workspace.id)
+    if account is None and workspace is None:  # across workspaces: leave out removed workspaces
+        from blazzctl.services.workspaces import removed_ids
+
+        query = query.where(WhatsAppAccount.workspace_id.not_in(removed_ids()))
     if status is not None:
         try:
             query = query.where(SyncRun.status == SyncStatus(status))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import delete, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from blazzctl.enums import ChatType, ProviderType
@@ -22,7 +22,7 @@ from blazzctl.services.upserts import upsert
 PREVIEW_CHARS = 500
 
 CHAT_UPDATE = ("name", "chat_type", "unread_count", "last_message_at", "last_message", "archived", "updated_at")
-CONTACT_UPDATE = ("phone_number", "name", "push_name", "is_business", "is_my_contact", "updated_at")
+CONTACT_UPDATE = ("lid", "phone_number", "name", "push_name", "is_business", "is_my_contact", "updated_at")
 GROUP_UPDATE = ("name", "description", "owner_jid", "group_created_at", "settings", "participants_count",
                 "updated_at")
 PARTICIPANT_UPDATE = ("phone_number", "is_admin", "is_super_admin")
@@ -93,11 +93,32 @@ def chat_rows(chats: Sequence[dict], scope: Scope, now: datetime) -> list[dict]:
 
 
 def contact_rows(contacts: Sequence[dict], scope: Scope, now: datetime) -> list[dict]:
-    return [{"workspace_id": scope.workspace_id, "whatsapp_account_id": scope.account_id, "jid": c["id"][:100],
-             "phone_number": phone_of(c["id"], c.get("number")), "name": _text(c.get("name"), 255),
-             "push_name": _text(c.get("pushname"), 255), "is_business": bool(c.get("is_business")),
-             "is_my_contact": bool(c.get("is_my_contact")), "created_at": now, "updated_at": now}
-            for c in contacts if c.get("id")]
+    """One row per person: the page lists a user reached by LID and by phone number twice."""
+    rows: list[dict] = []
+    by_id: dict[str, dict] = {}
+    for c in contacts:
+        if not c.get("id"):
+            continue
+        jid = c["id"][:100]
+        lid = c.get("lid") or (jid if jid.endswith("@lid") else None)
+        phone = c.get("phone") or (jid if jid.endswith("@c.us") else None)
+        row = {"workspace_id": scope.workspace_id, "whatsapp_account_id": scope.account_id,
+               "jid": phone or jid, "lid": lid, "phone_number": phone_of(phone, c.get("number")),
+               "name": _text(c.get("name"), 255), "push_name": _text(c.get("pushname"), 255),
+               "is_business": bool(c.get("is_business")), "is_my_contact": bool(c.get("is_my_contact")),
+               "created_at": now, "updated_at": now}
+        same = next((by_id[i] for i in (lid, phone, jid) if i and i in by_id), None)
+        if same is None:
+            rows.append(row)
+            same = row
+        else:
+            for key, value in row.items():
+                if same.get(key) in (None, False) and value not in (None, False):
+                    same[key] = value
+        for i in (lid, phone, jid):
+            if i:
+                by_id[i] = same
+    return rows
 
 
 def group_rows(groups: Sequence[dict], scope: Scope, now: datetime) -> list[dict]:
@@ -117,7 +138,29 @@ def write_chats(session: Session, rows: Sequence[dict]) -> int:
 
 
 def write_contacts(session: Session, rows: Sequence[dict]) -> int:
-    return upsert(session, Contact.__table__, rows, keys=("whatsapp_account_id", "jid"), update=CONTACT_UPDATE)
+    return upsert(session, Contact.__table__, _onto_stored(session, rows), keys=("whatsapp_account_id", "jid"),
+                  update=CONTACT_UPDATE, keep=("lid", "phone_number", "name", "push_name"))
+
+
+def _onto_stored(session: Session, rows: Sequence[dict]) -> list[dict]:
+    """Rows keyed onto the contact already stored for the same person (found by its LID or
+    phone-number id), so a contact first met by LID is completed, not duplicated."""
+    if not rows:
+        return []
+    ids = {i for r in rows for i in (r["jid"], r["lid"]) if i}
+    stored = session.execute(select(Contact.jid, Contact.lid).where(
+        Contact.whatsapp_account_id == rows[0]["whatsapp_account_id"],
+        or_(Contact.jid.in_(ids), Contact.lid.in_(ids)))).all()
+    owner = {}
+    for jid, lid in stored:
+        owner.setdefault(jid, jid)
+        if lid:
+            owner.setdefault(lid, jid)
+    out: dict[str, dict] = {}
+    for r in rows:
+        jid = owner.get(r["jid"]) or (owner.get(r["lid"]) if r["lid"] else None) or r["jid"]
+        out.setdefault(jid, {**r, "jid": jid})
+    return list(out.values())
 
 
 def write_groups(session: Session, groups: Sequence[dict], scope: Scope, now: datetime) -> int:
@@ -128,7 +171,8 @@ def write_groups(session: Session, groups: Sequence[dict], scope: Scope, now: da
     upsert(session, Group.__table__, rows, keys=("whatsapp_account_id", "jid"), update=GROUP_UPDATE)
     ids = dict(session.execute(select(Group.jid, Group.id).where(
         Group.whatsapp_account_id == scope.account_id, Group.jid.in_([r["jid"] for r in rows]))).all())
-    members = [{"group_id": ids[g["id"][:100]], "jid": p["id"][:100], "phone_number": phone_of(p["id"]),
+    members = [{"group_id": ids[g["id"][:100]], "jid": p["id"][:100],
+                "phone_number": phone_of(p.get("phone") or p["id"]),
                 "is_admin": bool(p.get("is_admin")), "is_super_admin": bool(p.get("is_super_admin"))}
                for g in groups if g.get("id") and g["id"][:100] in ids
                for p in (g.get("participants") or []) if p.get("id")]

@@ -57,8 +57,12 @@ StateDirectoryMode=0700
 Restart=on-failure
 RestartSec={t_restart}
 TimeoutStartSec={t_timeout_start}
-# WATCHDOG=1 follows every successful lease renewal.
+# WATCHDOG=1 is sent only while the leases are fresh enough that, should the daemon freeze
+# right then, the watchdog fires before they could expire: shorter than the fence deadline
+# (0.75 x lease TTL). A frozen daemon does not act on SIGABRT: after TimeoutAbortSec the
+# whole cgroup gets SIGKILL, Chromium included, so no browser outlives its lease.
 WatchdogSec={t_watchdog}
+TimeoutAbortSec={t_timeout_abort}
 # SIGTERM to the daemon alone: it drains ({drain} s budget) and closes its browsers;
 # whatever is left of the cgroup gets SIGKILL when it exits or at TimeoutStopSec.
 KillMode=mixed
@@ -135,4 +139,52 @@ Persistent=true
 
 [Install]
 WantedBy=timers.target
+"""
+
+API_SERVICE = """\
+{origin}
+# Change the configuration, then `blazzctl units install --api` again, rather than editing this file.
+# The HTTP API (docs/api.md): listens on api.host:api.port (loopback unless api.allow_remote);
+# put a TLS reverse proxy in front (docs/operations.md).
+[Unit]
+Description=blazz HTTP API (blazz-api)
+Wants=network-online.target
+After=network-online.target mariadb.service mysql.service blazz.target
+StartLimitIntervalSec={t_start_limit_interval}
+StartLimitBurst={t_start_limit_burst}
+
+[Service]
+# Started once exec'd; readiness is `blazzctl api health --wait` (deploy.sh's gate).
+Type=exec
+ExecStart={api_exec_start}
+User={user}
+Environment={config_env}
+# The same HOME as the daemons: with the embedded SQLite database both find the same file.
+Environment=HOME=%S/blazz
+Environment=PYTHONUNBUFFERED=1
+StateDirectory=blazz
+StateDirectoryMode=0700
+Restart=on-failure
+RestartSec={t_restart}
+# SIGTERM: no new connections; requests in flight (long polls last at most 30 s) finish first.
+KillMode=mixed
+TimeoutStopSec={t_api_timeout_stop}
+TasksMax=512
+
+{hardening}RestrictNamespaces=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+UMask=0077
+DevicePolicy=closed
+KeyringMode=private
+RemoveIPC=yes
+
+[Install]
+WantedBy=multi-user.target
 """

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blazzctl.errors import InvalidInput, OperationFailed
-from blazzctl.services.unit_templates import HARDENING, SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
+from blazzctl.errors import ConfigError, InvalidInput, OperationFailed
+from blazzctl.services.unit_templates import API_SERVICE, HARDENING, SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
 from blazzctl.settings import DaemonSettings, Settings
 
 SYSTEM_DIR = Path("/etc/systemd/system")
@@ -26,6 +26,8 @@ TEMPLATE = "blazz-session@.service"
 TARGET = "blazz.target"
 SYNC_UNIT = "blazz-sync.service"
 SYNC_TIMER_UNIT = "blazz-sync.timer"
+API_UNIT = "blazz-api.service"
+API_STOP_SEC = 50  # blazz-api's drain (35 s, blazzctl.api.server.GRACE) and a margin
 DEFAULT_USER = "blazz"
 CONFIG_FILE = "/etc/blazz/blazz.yaml"
 MAX_INSTANCES = 64
@@ -49,6 +51,7 @@ class Timings:
     """The unit's time settings, in seconds, derived from the daemon settings."""
 
     watchdog: int
+    timeout_abort: int
     restart: int
     timeout_start: int
     timeout_stop: int
@@ -56,14 +59,25 @@ class Timings:
     start_limit_interval: int
 
 
+ABORT_SEC = 1  # TimeoutAbortSec: after the watchdog's SIGABRT, SIGKILL to the whole cgroup
+
+
+def watchdog_sec(lease_ttl: float) -> int:
+    """WatchdogSec: 0.4 x lease TTL. The daemon pings only while its last renewal is younger than
+    TTL - WatchdogSec - 0.15 x TTL (claimer.Claimer.may_ping), so a daemon frozen after its last
+    ping is killed, Chromium included, by 0.85 x TTL + TimeoutAbortSec: before its leases expire."""
+    return max(1, math.floor(0.4 * lease_ttl))
+
+
 def timings(daemon: DaemonSettings) -> Timings:
-    """WatchdogSec well above the renewal period; a start limit a crash loop really reaches."""
+    """WatchdogSec inside the fence deadline (``watchdog_sec``); a start limit a crash loop really reaches."""
     # Each start that fails (at worst after TimeoutStartSec) is followed by RestartSec, so
     # Burst restarts take at most Burst x (RestartSec + TimeoutStartSec): the interval must
     # be longer, or the limit never trips and a crash loop runs forever.
     loop = START_LIMIT_BURST * (RESTART_SEC + TIMEOUT_START_SEC)
     return Timings(
-        watchdog=math.ceil(max(daemon.lease_ttl, 3 * daemon.claim_interval)),
+        watchdog=watchdog_sec(daemon.lease_ttl),
+        timeout_abort=ABORT_SEC,
         restart=RESTART_SEC,
         timeout_start=TIMEOUT_START_SEC,
         timeout_stop=math.ceil(daemon.drain_timeout) + STOP_MARGIN_SEC,
@@ -79,11 +93,22 @@ def exec_path(prefix: Path | str | None) -> Path:
     return Path(prefix).absolute() / "current" / "venv" / "bin" / "blazz-sessiond"
 
 
+def config_file_of(settings: Settings) -> str:
+    """The configuration the daemons must read: the file these settings came from (``-c PATH``,
+    ``$BLAZZ_CONFIG`` or the default lookup), absolute, since systemd starts them in ``/``;
+    ``/etc/blazz/blazz.yaml`` when no file was found (defaults)."""
+    return os.path.abspath(settings.source) if settings.source else CONFIG_FILE
+
+
 def render(settings: Settings, *, instances: int, prefix: Path | str | None = None,
-           user: str = DEFAULT_USER, config_file: str = CONFIG_FILE) -> dict[str, str]:
-    """The unit files as ``{file name: text}``. Raises InvalidInput for bad options."""
+           user: str = DEFAULT_USER, config_file: str | None = None) -> dict[str, str]:
+    """The unit files as ``{file name: text}``. Raises InvalidInput for bad options.
+
+    ``config_file`` (default: ``config_file_of(settings)``) becomes ``BLAZZ_CONFIG`` of every unit.
+    """
     check_instances(instances)
     check_user(user)
+    config_file = config_file or config_file_of(settings)
     exe = exec_path(prefix)
     daemon = settings.daemon
     t = timings(daemon)
@@ -93,16 +118,19 @@ def render(settings: Settings, *, instances: int, prefix: Path | str | None = No
         origin=f"# Rendered by `blazzctl units render` for {instances} instance(s), {where}.",
         exec_start=f"{_quoted_path(str(exe), 'the executable path')} --instance %i",
         user=user, config_env=_quoted_env("BLAZZ_CONFIG", config_file),
-        protect_home=_protect_home(exe), memory_high=high, memory_max=max_,
+        protect_home=_protect_home(exe, Path(config_file)), memory_high=high, memory_max=max_,
         tasks_max=TASKS_BASE + TASKS_PER_ACCOUNT * daemon.capacity, drain=_seconds(daemon.drain_timeout),
         sync_exec_start=f"{_quoted_path(str(exe.parent / 'blazzctl'), 'the blazzctl path')} sync run --all --wait "
                         f"--quiet --timeout {SYNC_WAIT_SEC}",
         sync_on_calendar=SYNC_ON_CALENDAR, t_sync_timeout=SYNC_WAIT_SEC + 120,
+        api_exec_start=_quoted_path(str(exe.parent / "blazz-api"), "the blazz-api path"),
+        t_api_timeout_stop=API_STOP_SEC,
         **{f"t_{name}": value for name, value in vars(t).items()},
     )
     values = {**values, "hardening": HARDENING.format(**values)}
     return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values),
-            SYNC_UNIT: SYNC_SERVICE.format(**values), SYNC_TIMER_UNIT: SYNC_TIMER.format(**values)}
+            SYNC_UNIT: SYNC_SERVICE.format(**values), SYNC_TIMER_UNIT: SYNC_TIMER.format(**values),
+            API_UNIT: API_SERVICE.format(**values)}
 
 
 def check_instances(instances: int) -> int:
@@ -168,8 +196,9 @@ def find_systemctl(environ: Mapping[str, str] | None = None) -> str:
 
 def install(settings: Settings, *, instances: int, prefix: Path | str | None = None,
             user: str = DEFAULT_USER, dest: Path = SYSTEM_DIR,
-            environ: Mapping[str, str] | None = None) -> InstallResult:
-    """Write the units, reload systemd, enable blazz.target and instances 1..N.
+            environ: Mapping[str, str] | None = None, api: bool = False) -> InstallResult:
+    """Write the units, reload systemd, enable blazz.target and instances 1..N (and blazz-api.service
+    with ``api``: a host serves the HTTP API only when asked to; one enabled before stays so).
 
     blazz-sync.timer is written but not enabled: it is the alternative to ``sync.schedule``
     (enable it with ``systemctl enable --now blazz-sync.timer``).
@@ -177,7 +206,11 @@ def install(settings: Settings, *, instances: int, prefix: Path | str | None = N
     Instances above N that are enabled in ``dest`` (links in ``blazz.target.wants``) are
     disabled and stopped, so shrinking N takes effect. Safe to run again.
     """
-    units = render(settings, instances=instances, prefix=prefix, user=user)
+    config_file = config_file_of(settings)
+    units = render(settings, instances=instances, prefix=prefix, user=user, config_file=config_file)
+    config = check_config(config_file, user=user)
+    if not config.ok:
+        raise ConfigError([(config_file, "-", config.detail)], hint=_config_hint(config_file, user))
     systemctl = find_systemctl(environ)
     result = InstallResult(dest=dest, files=write(units, dest))
     wanted = [f"blazz-session@{n}.service" for n in range(1, instances + 1)]
@@ -186,13 +219,82 @@ def install(settings: Settings, *, instances: int, prefix: Path | str | None = N
     _systemctl(result, systemctl, "enable", TARGET)
     _systemctl(result, systemctl, "enable", *wanted)
     result.enabled = [TARGET, *wanted]
+    if api:
+        _systemctl(result, systemctl, "enable", API_UNIT)
+        result.enabled.append(API_UNIT)
     if stale:
         _systemctl(result, systemctl, "disable", "--now", *stale)
         result.disabled = stale
     if not _user_exists(user):
-        result.warnings.append(f"user {user!r} does not exist on this host: create it, e.g. "
+        result.warnings.append(f"user {user!r} does not exist on this host (so whether it can read "
+                               f"{config_file} was not checked): create it, e.g. "
                                f"useradd --system --home-dir /var/lib/blazz --shell /usr/sbin/nologin {user}")
+    result.warnings += config.warnings
     return result
+
+
+# --- what the units need on this host ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warnings: tuple[str, ...] = ()
+
+
+def check_host(settings: Settings, *, user: str = DEFAULT_USER,
+               environ: Mapping[str, str] | None = None) -> list[Check]:
+    """What ``install`` needs, checked without writing anything: the configuration the units
+    will name, readable by ``user``; that user; systemctl."""
+    check_user(user)
+    checks = [check_config(config_file_of(settings), user=user),
+              Check("user", True, f"{user!r} exists") if _user_exists(user)
+              else Check("user", False, f"user {user!r} does not exist on this host")]
+    checks.append(_check_systemd(environ))
+    return checks
+
+
+def _check_systemd(environ: Mapping[str, str] | None) -> Check:
+    environ = os.environ if environ is None else environ
+    try:
+        systemctl = find_systemctl(environ)
+    except OperationFailed as error:
+        return Check("systemctl", False, error.message)
+    # sd_booted(): systemctl alone (a container, a chroot) does not mean systemd runs the host.
+    # $SYSTEMCTL names a stand-in on purpose, so only the real one is held to it.
+    if not environ.get("SYSTEMCTL") and not Path("/run/systemd/system").is_dir():
+        return Check("systemctl", False, f"{systemctl} is installed but systemd is not running this host "
+                                         "(no /run/systemd/system): run the daemons with `blazzctl daemon run`")
+    return Check("systemctl", True, systemctl)
+
+
+def check_config(config_file: str, *, user: str) -> Check:
+    """Whether ``user`` (the daemons' ``User=``) can read ``config_file``, judged by its ids, not ours."""
+    from blazzctl.services import file_access
+
+    ids = file_access.user_ids(user)
+    if ids is None:  # nobody to check as: at least the file must be there
+        ok = os.path.isfile(config_file)
+        reason = None if ok else "the file does not exist"
+    else:
+        reason = file_access.unreadable_reason(config_file, ids)
+    if reason is not None:
+        return Check("config", False, reason)
+    # PrivateTmp=yes gives the daemons a /tmp of their own: a file in the host's /tmp is not there.
+    warnings: tuple[str, ...] = ()
+    if any(d in Path(config_file).parents for d in (Path("/tmp"), Path("/var/tmp"))):
+        warnings = (f"{config_file} is in a temporary directory, which the units hide (PrivateTmp=yes): "
+                    "under systemd the daemons will not find it; keep the configuration in /etc/blazz",)
+    readable = f"readable by {user!r}" if ids is not None else "exists"
+    return Check("config", True, f"{config_file} {readable}", warnings)
+
+
+def _config_hint(config_file: str, user: str) -> str:
+    return (f"The units run the daemons as {user!r} with BLAZZ_CONFIG={config_file}. Create the file, or "
+            f"let {user!r} read it (e.g. chgrp {user} {config_file} && chmod 0640 {config_file}, and "
+            "search permission on its directories), or choose another one with -c PATH or $BLAZZ_CONFIG.")
 
 
 def _systemctl(result: InstallResult, systemctl: str, *args: str) -> None:
@@ -245,11 +347,11 @@ def _percent(value: float) -> str:
     return f"{max(value, 0.1):.1f}%".replace(".0%", "%")
 
 
-def _protect_home(exe: Path) -> str:
+def _protect_home(*paths: Path) -> str:
     # ProtectHome=yes hides /home, /root and /run/user: the daemon must still be able to run
-    # when it is installed there (a developer's virtualenv).
+    # when it (a developer's virtualenv) or its configuration is there.
     hidden = (Path("/home"), Path("/root"), Path("/run/user"))
-    return "read-only" if any(exe == h or h in exe.parents for h in hidden) else "yes"
+    return "read-only" if any(p == h or h in p.parents for p in paths for h in hidden) else "yes"
 
 
 def _quoted_path(value: str, what: str) -> str:

@@ -48,7 +48,9 @@ async def attempt(client: httpx.AsyncClient, job: Job, settings: WebhooksSetting
         if not job.active:
             return Outcome(job.id, job.endpoint_id, Verdict.DEAD, error="endpoint disabled")
         body = job.payload.encode("utf-8")
-        headers = signing.headers(signing.secret_key(job.secret), job.event_id, int(time.time()), body)
+        previous = signing.secret_key(job.previous_secret) if job.previous_secret else None
+        headers = signing.headers(signing.secret_key(job.secret), job.event_id, int(time.time()), body,
+                                  previous=previous)
         async with asyncio.timeout(2 * settings.timeout):  # a trickling answer is still bounded
             async with client.stream("POST", job.url, content=body, headers=headers) as response:
                 code, retry_after = response.status_code, response.headers.get("retry-after")
@@ -143,11 +145,15 @@ class Dispatcher:
         return len(jobs) == room  # all it asked for: more may be due at once
 
     async def _prune_outbox(self) -> None:
-        """Now and then, delete delivered rows past ``retention_days`` (every daemon may; chunks skip locks)."""
-        if not self.settings.retention_days or time.monotonic() < self.prune_at:
+        """Now and then, delete delivered rows past ``retention_days`` (every daemon may; chunks skip locks),
+        and erase rotated-out secrets whose grace is over."""
+        if time.monotonic() < self.prune_at:
             return
         self.prune_at = time.monotonic() + PRUNE_INTERVAL * random.uniform(0.5, 1.5)
         try:
+            await asyncio.to_thread(outbox.forget_expired_secrets, self.db)
+            if not self.settings.retention_days:
+                return
             deleted = await asyncio.to_thread(outbox.prune, self.db, older_than_days=self.settings.retention_days)
         except Exception as exc:
             log.warning("pruning delivered webhooks failed", extra={"error": str(exc)[:200]})

@@ -40,6 +40,7 @@ class Job:
     attempts: int  # this attempt's number (1 = the first)
     url: str
     secret: str
+    previous_secret: str | None  # a rotated-out secret still in its grace (signs too), else None
     active: bool
     claimed_at: float  # time.monotonic() of the claim
 
@@ -109,11 +110,14 @@ def _take(session, ids: list[int], *, owner: str, lock_seconds: float) -> list[J
     session.execute(update(D).where(D.c.id.in_(ids)).values(
         locked_by=owner, locked_until=db_now(lock_seconds), next_attempt_at=db_now(lock_seconds),
         attempts=D.c.attempts + 1))
+    # The grace of a rotated-out secret is judged by the database clock, like every lease.
+    previous = case((E.c.previous_secret_expires_at > db_now(), E.c.previous_secret), else_=None)
     rows = session.execute(
-        select(D.c.id, D.c.endpoint_id, D.c.event_id, D.c.payload, D.c.attempts, E.c.url, E.c.secret, E.c.active)
+        select(D.c.id, D.c.endpoint_id, D.c.event_id, D.c.payload, D.c.attempts, E.c.url, E.c.secret,
+               previous.label("previous_secret"), E.c.active)
         .join(E, E.c.id == D.c.endpoint_id).where(D.c.id.in_(ids)).order_by(D.c.id))
     now = time.monotonic()
-    return [Job(*row[:7], active=bool(row.active), claimed_at=now) for row in rows]
+    return [Job(*row[:8], active=bool(row.active), claimed_at=now) for row in rows]
 
 
 _KIND = {
@@ -193,3 +197,10 @@ def prune(db: Database, *, older_than_days: float, chunk: int = 1000) -> int:
         deleted += len(ids)
         if len(ids) < chunk:
             return deleted
+
+
+def forget_expired_secrets(db: Database) -> int:
+    """Erase rotated-out secrets whose grace is over (they no longer sign; no need to keep them)."""
+    with db.session() as session:
+        return session.execute(update(E).where(E.c.previous_secret_expires_at < db_now())
+                               .values(previous_secret=None, previous_secret_expires_at=None)).rowcount

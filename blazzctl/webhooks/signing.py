@@ -2,7 +2,8 @@
 
 A secret is ``whsec_`` + standard base64 of 32 random bytes; the HMAC key is the
 decoded bytes. The signed content is ``{webhook-id}.{webhook-timestamp}.{body}`` over
-the exact bytes sent, and the signature header is ``v1,<base64 digest>``.
+the exact bytes sent, and the signature header is ``v1,<base64 digest>`` (two of them,
+space-separated, while a rotated secret's grace lasts).
 """
 
 from __future__ import annotations
@@ -45,11 +46,19 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode("ascii")
 
 
-def headers(key: bytes, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    """The request headers of one delivery attempt (the id is the event id; the timestamp is per attempt)."""
+def headers(key: bytes, msg_id: str, timestamp: int, body: bytes, *,
+            previous: bytes | None = None) -> dict[str, str]:
+    """The request headers of one delivery attempt (the id is the event id; the timestamp is per attempt).
+
+    ``previous`` is the replaced key during a secret rotation: its signature follows the new
+    one, space-separated, as the spec allows, so a receiver verifies with either secret.
+    """
+    signatures = [signature(key, msg_id, timestamp, body)]
+    if previous is not None:
+        signatures.append(signature(previous, msg_id, timestamp, body))
     return {
         "content-type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature(key, msg_id, timestamp, body),
+        "webhook-signature": " ".join(signatures),
     }

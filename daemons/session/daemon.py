@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import random
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from blazzctl import __version__, paths
-from blazzctl.db import Database
+from blazzctl.db import Database, ServerLimits
 from blazzctl.enums import DaemonStatus
 from blazzctl.providers import base as providers
-from daemons.session import commands, heartbeat, leases, metrics, sync
-from daemons.session.claimer import Claimer
+from daemons.session import commands, heartbeat, leases, media, metrics, sync
+from daemons.session.claimer import Claimer, lease_limits
 from daemons.session.notify import Notifier
 from daemons.session.outbound import Outbound
 from daemons.session.pacing import IdleBackoff
 from daemons.session.sessions import Sessions
+from daemons.session.spool import Spool
 from daemons.session.status import StatusWriter
 from daemons.session.webhooks import run_dispatcher
 
@@ -44,15 +47,25 @@ class SessionDaemon:
         self.host = host or socket.gethostname()
         self.name = f"{self.host}:{instance}"
         self.state_dir = state_dir
-        self.db = Database.from_settings(settings)
+        ttl = settings.daemon.lease_ttl
+        # A transaction left open by this daemon (stalled, partitioned) is rolled back by the server
+        # after about a TTL, so its row locks cannot keep the next owner out.
+        self.db = Database(settings.database_url, connect_timeout=settings.database.connect_timeout,
+                           pool_size=settings.database.pool_size,
+                           limits=ServerLimits(idle_transaction=math.ceil(ttl), keepalive=max(1, int(ttl / 3))))
+        lease_db = Database(settings.database_url, connect_timeout=min(settings.database.connect_timeout, ttl / 4),
+                            pool_size=1, limits=lease_limits(ttl))
         self.notifier = Notifier.from_env()
         self.stopping = asyncio.Event()
         self.signals = 0
+        self.drained_from = 0  # accounts held when the drain began
         media_dir = (Path(settings.messages.media_dir).expanduser() if settings.messages.media_dir
                      else paths.daemon_state_base(settings.daemon.state_dir) / "media")
+        spool = Spool(paths.daemon_state_base(settings.daemon.state_dir) / "spool")  # shared by the host's daemons
         self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger,
-                                 messages=settings.messages, media_dir=media_dir)
-        self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier)
+                                 messages=settings.messages, media_dir=media_dir, spool=spool)
+        self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier,
+                               lease_db=lease_db)
         self.tree = heartbeat.ProcessTree()
         self.events: asyncio.Queue[providers.ProviderEvent] = asyncio.Queue()
 
@@ -70,6 +83,9 @@ class SessionDaemon:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
+        # Sessions, sends and syncs each wait on the database in a thread; the default pool (cores + 4)
+        # is quickly full of them. The lease work has its own thread (Claimer).
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=32, thread_name_prefix="work"))
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.request_stop, signum)
         for signum in self.early_signals[:2]:  # stop requests that came while we were starting
@@ -84,13 +100,19 @@ class SessionDaemon:
         await self._first_round()
         self.notifier.ready(self._status_line())
         log.info("ready", extra={"accounts": len(self.sessions.owned), "pid": os.getpid()})
+        # Renewal and self-fencing outlive the drain: they stop only once every browser is closed.
+        leasing = asyncio.Event()
+        lease_tasks = [asyncio.create_task(self.claimer.loop(leasing)),
+                       asyncio.create_task(self.claimer.fence_watch(leasing))]
         tasks = [asyncio.create_task(coro) for coro in (
-            self.claimer.loop(self.stopping), self.claimer.fence_watch(self.stopping),
             self._heartbeat_loop(), self._command_loop(), self.sessions.starter_loop(self.stopping),
-            self._event_pump())]
+            self._event_pump(), self.sessions.writes.loop(self.sessions, self.stopping))]
         tasks += self._extra_tasks()
         await self.stopping.wait()
         await self._drain(tasks)
+        leasing.set()
+        await asyncio.gather(*lease_tasks, return_exceptions=True)
+        await self._after_drain()
         metrics.stop(metrics_server)
         return 0
 
@@ -98,8 +120,10 @@ class SessionDaemon:
         """Workers beside the session loops: the webhook dispatcher."""
         return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping)),
                 asyncio.create_task(sync.run_sync(self.db, self.sessions, self.settings, self.name, self.stopping)),
-                asyncio.create_task(Outbound(self.db, self.sessions, self.name, self.settings.messages)
-                                    .loop(self.stopping))]
+                asyncio.create_task(Outbound(self.db, self.sessions, self.name, self.settings.messages,
+                                             deadline=self.claimer.deadline,
+                                             send_margin=self.settings.daemon.send_margin).loop(self.stopping)),
+                asyncio.create_task(media.prune_loop(self.db, self.settings.messages, self.stopping))]
 
     async def _be_born(self) -> None:
         failures = 0
@@ -139,9 +163,12 @@ class SessionDaemon:
                 await asyncio.sleep(self.settings.daemon.claim_interval)
 
     async def _drain(self, tasks: list[asyncio.Task]) -> None:
+        """Close every session, saving its login, while the leases are still renewed and fenced:
+        a browser is never open without a live lease. What has not closed by ``drain_timeout`` is
+        killed (closed without saving), and then its lease is handed back."""
         self.notifier.stopping("draining: closing sessions and releasing leases")
         self.claimer.claiming = False
-        owned = len(self.sessions.owned)
+        self.drained_from = len(self.sessions.owned)
         await self._beat(DaemonStatus.DRAINING)
         for task in tasks:
             task.cancel()
@@ -150,14 +177,25 @@ class SessionDaemon:
             await asyncio.wait_for(self.sessions.release_all(reason="daemon stopping"),
                                    timeout=self.settings.daemon.drain_timeout)
         except asyncio.TimeoutError:
-            log.error("drain timed out; leases will expire", extra={"accounts": len(self.sessions.owned)})
+            log.error("drain timed out: closing the remaining sessions without saving their logins",
+                      extra={"accounts": len(self.sessions.owned)})
+            left = self.sessions.leases()
+            await self.sessions.close_all()
+            try:
+                await self.claimer.run(leases.release, self.claimer.db, owner=self.name, leases=left)
+            except Exception as exc:  # the leases expire by themselves; nothing drives them now
+                log.warning("could not hand back the leases", extra={"error": str(exc)[:200]})
+
+    async def _after_drain(self) -> None:
         if self.sessions.provider is not None:
             await self.sessions.provider.close()
         try:
             await asyncio.to_thread(heartbeat.register_death, self.db, name=self.name)
         except Exception as exc:
             log.warning("could not mark the daemon stopped", extra={"error": str(exc)[:200]})
-        log.info("stopped", extra={"released": owned})
+        log.info("stopped", extra={"accounts_at_stop": self.drained_from,
+                                   "released": self.sessions.released_count})
+        self.claimer.close()
         self.db.dispose()
 
     # --- loops --------------------------------------------------------------------------
@@ -172,11 +210,12 @@ class SessionDaemon:
 
     async def _beat(self, status: DaemonStatus) -> None:
         try:
-            stats = await asyncio.to_thread(self.tree.stats)
+            stats = await self.claimer.run(self.tree.stats)
             self.claimer.memory_bytes = stats.rss_bytes
             text = self._status_line()
-            await asyncio.to_thread(heartbeat.heartbeat, self.db, name=self.name, status=status, status_text=text,
-                                    owned=len(self.sessions.owned), tree=stats)
+            await self.claimer.run(heartbeat.heartbeat, self.claimer.db, name=self.name, status=status, status_text=text,
+                                    owned=len(self.sessions.owned), tree=stats,
+                                    capacity=self.claimer.capacity_now())
             self.notifier.status(text)
         except Exception as exc:
             log.warning("heartbeat failed", extra={"error": str(exc)[:200]})
@@ -185,11 +224,11 @@ class SessionDaemon:
         backoff = IdleBackoff(COMMAND_POLL, COMMAND_IDLE_POLL)
         while not self.stopping.is_set():
             found = False
-            if self.sessions.owned:
-                try:
-                    found = await commands.run_pending(self.db, self.sessions, self.name)
-                except Exception as exc:
-                    log.warning("command poll failed", extra={"error": str(exc)[:200]})
+            try:  # also when owning nothing: it settles accounts a dead daemon left (commands.py)
+                found = await commands.run_pending(self.db, self.sessions, self.name,
+                                                   state_dir=self.settings.daemon.state_dir)
+            except Exception as exc:
+                log.warning("command poll failed", extra={"error": str(exc)[:200]})
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=backoff.found(found))
             except asyncio.TimeoutError:

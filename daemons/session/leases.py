@@ -95,16 +95,44 @@ def fenced_update(session, *, account_id: int, owner: str, epoch: int, values: d
     return result.rowcount == 1
 
 
-def fair_target(db: Database, *, heartbeat_interval: float, capacity: int) -> tuple[int, int, int]:
-    """(target, runnable accounts, live daemons): ceil(runnable / live), capped by capacity."""
+def fair_target(db: Database, *, heartbeat_interval: float, capacity: int, owner: str
+                ) -> tuple[int, int, int]:
+    """(target, runnable accounts, live daemons).
+
+    The target is this daemon's share when the runnable accounts are poured evenly over the live
+    daemons, each filled at most to its capacity (``session_daemons.capacity``, which a daemon over
+    its memory budget lowers to what it holds): a daemon with room takes what full ones cannot, so
+    every runnable account gets an owner while any live daemon has room.
+    """
     runnable_q = select(func.count()).select_from(A).where(A.desired_state == DesiredState.RUNNING)
-    live_q = select(func.count()).select_from(SessionDaemon).where(
+    # One statement (the idle load counts): each live daemon's row carries the runnable count.
+    live_q = select(SessionDaemon.name, SessionDaemon.capacity, runnable_q.scalar_subquery()).where(
         SessionDaemon.status.in_([DaemonStatus.STARTING, DaemonStatus.RUNNING]),
         SessionDaemon.heartbeat_at > db_now(-3 * heartbeat_interval))
-    with db.read() as s:  # one statement
-        runnable, live = s.execute(select(runnable_q.scalar_subquery(), live_q.scalar_subquery())).one()
-    live = max(1, live or 0)
-    return min(capacity, math.ceil((runnable or 0) / live)), runnable or 0, live
+    with db.read() as s:
+        rows = s.execute(live_q).all()
+        runnable = rows[0][2] if rows else s.execute(runnable_q).scalar()
+    runnable = runnable or 0
+    caps = {name: cap for name, cap, _ in rows}
+    caps[owner] = capacity  # ours as we know it now (and counted while our row is not yet live)
+    level = water_level(runnable, list(caps.values()))
+    return min(capacity, level), runnable, len(caps)
+
+
+def water_level(runnable: int, capacities: list[int]) -> int:
+    """The least level L with sum(min(cap, L)) >= runnable (a capacity <= 0 is unknown: unlimited);
+    the largest capacity when all of them together hold less than ``runnable``."""
+    caps = [c if c > 0 else runnable for c in capacities] or [runnable]
+    if sum(caps) <= runnable:
+        return max(caps)
+    low, high = 0, max(caps)  # sum(min(c, high)) > runnable; find the least level that suffices
+    while low < high:
+        mid = (low + high) // 2
+        if sum(min(c, mid) for c in caps) >= runnable:
+            high = mid
+        else:
+            low = mid + 1
+    return low
 
 
 def explain_claim(db: Database, limit: int = 10) -> list[dict]:

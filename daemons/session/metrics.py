@@ -34,6 +34,9 @@ sessions_started = Counter("blazz_sessions_started", "Sessions started (the prov
                            registry=REGISTRY)
 sessions_failed = Counter("blazz_sessions_failed", "Session starts that raised, and logins that failed",
                           registry=REGISTRY)
+inbound_spooled = Counter("blazz_inbound_spooled", "Inbound events the database could not take at once, "
+                          "written to the local spool", registry=REGISTRY)
+inbound_replayed = Counter("blazz_inbound_replayed", "Spooled inbound events stored later", registry=REGISTRY)
 messages_sent = Counter("blazz_messages_sent", "Outbound messages WhatsApp accepted", registry=REGISTRY)
 messages_received = Counter("blazz_messages_received", "Inbound messages stored (duplicates not counted)",
                             registry=REGISTRY)

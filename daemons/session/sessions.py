@@ -21,11 +21,13 @@ from blazzctl.models import AccountCommand, WhatsAppAccount
 from blazzctl.providers import base as p
 from daemons.session import inbound, media, metrics
 from daemons.session.leases import Lease
+from daemons.session.spool import InboundWrites, Spool
 from daemons.session.status import LeaseLost, StatusWriter
 
 log = logging.getLogger("blazz.sessions")
 
 MAX_RESTARTS = 5  # consecutive failed starts before an account is marked failed
+MAX_STUCK = 3  # pages stuck loading in a row before an account fails with stuck_loading
 
 
 @dataclass
@@ -37,18 +39,24 @@ class Owned:
     not_before: float = 0.0  # monotonic time of the next allowed start
     connected: bool = False  # WhatsApp reported ready: messages may be sent
     pair_phone: str | None = None  # the running login shows a pairing code for this phone (None: a QR)
+    stuck: int = 0  # sessions in a row whose page never finished loading
+    generation: int = 0  # sessions started for this lease: a send handed to page N is known to page N only
 
 
 class Sessions:
     def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None,
-                 media_dir=None) -> None:
+                 media_dir=None, spool: Spool | None = None) -> None:
         self.db = db
+        # inbound writes: stored now, or spooled until the database takes them
+        self.writes = InboundWrites(db, writer.owner, messages, spool)
         self.messages = messages  # MessagesSettings
-        self.media_dir = media_dir  # where received media is saved when messages.download_media
+        self.media_dir = media_dir  # unused: received media is stored in the database
         self.writer = writer
         self.stagger = stagger
         self.provider: p.Provider | None = None
         self.owned: dict[int, Owned] = {}
+        self.released_count = 0  # leases handed back by release() (what the "stopped" line reports)
+        self._releasing: dict[int, asyncio.Task] = {}  # background releases under way
         self._wake = asyncio.Event()
 
     # --- ownership, as decided by the claimer ----------------------------------------------
@@ -81,13 +89,31 @@ class Sessions:
             await asyncio.to_thread(self.writer.set_status, account_id, owned.epoch, status or AccountStatus.DISCONNECTED,
                                     reason=reason, release=True)
         except LeaseLost:
-            pass
+            log.warning("session closed; its lease was already lost, nothing released",
+                        extra={"account_id": account_id, "reason": reason})
+            return
         finally:
-            self.owned.pop(account_id, None)
+            if self.owned.get(account_id) is owned:
+                self.owned.pop(account_id)
+        self.released_count += 1
         log.info("session released", extra={"account_id": account_id, "reason": reason})
 
+    def release_soon(self, account_id: int, *, reason: str) -> None:
+        """``release`` in the background: a claim round must not wait while a browser saves its
+        login and closes (it would stop renewing every other lease meanwhile)."""
+        if account_id in self._releasing or account_id not in self.owned:
+            return
+        task = asyncio.create_task(self.release(account_id, reason=reason))
+        self._releasing[account_id] = task
+        task.add_done_callback(lambda _t, a=account_id: self._releasing.pop(a, None))
+
+    def active(self) -> list[int]:
+        """Owned accounts not on their way out (what the fair share counts)."""
+        return [a for a in self.owned if a not in self._releasing]
+
     async def release_all(self, *, reason: str) -> None:
-        await asyncio.gather(*(self.release(a, reason=reason) for a in list(self.owned)),
+        closing = list(self._releasing.values())
+        await asyncio.gather(*closing, *(self.release(a, reason=reason) for a in self.active()),
                              return_exceptions=True)
 
     async def close_all(self) -> None:
@@ -123,6 +149,7 @@ class Sessions:
 
     async def _start(self, owned: Owned) -> None:
         owned.state, owned.connected = "starting", False
+        owned.generation += 1
         try:
             spec = await asyncio.to_thread(self._spec, owned)
             owned.pair_phone = spec.pair_phone
@@ -217,12 +244,17 @@ class Sessions:
         elif isinstance(event, p.Authenticated):
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
         elif isinstance(event, p.Ready):
-            owned.restarts, owned.state, owned.connected = 0, "live", True
+            owned.restarts, owned.state, owned.connected, owned.stuck = 0, "live", True, 0
+            version = {"wa_version": event.wa_version} if event.wa_version else {}
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
-                                    push_name=event.push_name)
+                                    push_name=event.push_name, **version)
             log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
+        elif isinstance(event, p.Disconnected) and event.reason == "stuck_loading" and owned.stuck + 1 >= MAX_STUCK:
+            await self._apply(owned, p.Failed(a, reason="stuck_loading", detail=(
+                f"WhatsApp Web did not finish loading (hasSynced) {MAX_STUCK} times in a row")))
         elif isinstance(event, p.Disconnected):
             owned.connected = False
+            owned.stuck = owned.stuck + 1 if event.reason == "stuck_loading" else 0
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.DISCONNECTED, reason=event.reason,
                                     last_error=event.reason)
             if event.retry:
@@ -253,15 +285,50 @@ class Sessions:
             metrics.sessions_failed.inc()
         elif isinstance(event, p.MessageEvent):
             message = event.message
-            if self.messages is not None and self.messages.download_media and self.media_dir is not None:
-                message = await media.attach(self.provider, a, message, self.media_dir)
-            await asyncio.to_thread(inbound.store, self.db, owner=self.writer.owner, epoch=e, account_id=a,
-                                    message=message, settings=self.messages)
+            if self.messages is not None and self.messages.download_media:
+                message = await media.attach(self.provider, a, message,
+                                             max_bytes=int(self.messages.max_download_mb * 1024 * 1024))
+            stored = await self.writes.write(owned, "store", message=message)
+            if stored and self.messages is not None and self.messages.auto_read and not message.get("from_me") \
+                    and message.get("type") != "ciphertext":
+                await self._auto_read(owned, message)
+        elif isinstance(event, p.MessageEdited):
+            await self.writes.write(owned, "edit", wa_message_id=event.wa_message_id, body=event.body,
+                                    edited_at=event.edited_at)
+        elif isinstance(event, p.MessageRevoked):
+            await self.writes.write(owned, "revoke", wa_message_id=event.wa_message_id)
         elif isinstance(event, p.AckEvent):
-            await asyncio.to_thread(inbound.ack, self.db, owner=self.writer.owner, epoch=e, account_id=a,
-                                    wa_message_id=event.wa_message_id, ack=event.ack)
+            await self.writes.write(owned, "ack", wa_message_id=event.wa_message_id, ack=event.ack)
         else:
             log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
+
+    async def read_chat(self, account_id: int, command_id: int) -> tuple[bool, str]:
+        """Send the read receipt a ``read_chat`` command asks for; (done, what happened)."""
+        jid = await asyncio.to_thread(self._command_chat, command_id)
+        owned = self.owned.get(account_id)
+        if owned is None or not owned.connected:
+            return False, "the account is not connected"
+        try:
+            await self.provider.send_seen(account_id, jid)
+        except Exception as exc:  # the page refused or is gone: say so in the command's result
+            text = str(exc).strip()
+            return False, f"read receipt failed: {text.splitlines()[0][:200] if text else repr(exc)}"
+        return True, f"read receipt sent for {jid}"
+
+    def _command_chat(self, command_id: int) -> str:
+        with self.db.session() as s:
+            return (s.scalar(select(AccountCommand.args).where(AccountCommand.id == command_id)) or {}).get("chat", "")
+
+    async def _auto_read(self, owned: Owned, message: dict) -> None:
+        """``messages.auto_read``: a stored incoming message is read at once (receipt, unread count 0)."""
+        try:
+            await self.provider.send_seen(owned.account_id, message["remote"])
+            await asyncio.to_thread(inbound.mark_read, self.db, owner=self.writer.owner, epoch=owned.epoch,
+                                    account_id=owned.account_id, jid=message["remote"])
+        except LeaseLost:
+            raise
+        except Exception as exc:
+            log.warning("auto read failed", extra={"account_id": owned.account_id, "error": str(exc)[:200]})
 
     def _forget(self, owned: Owned) -> None:
         if self.owned.get(owned.account_id) is owned:

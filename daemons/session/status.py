@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 
 from blazzctl.db import Database, db_now, retry_conflicts
 from blazzctl.enums import AccountStatus, CommandKind, CommandStatus, DesiredState
-from blazzctl.models import AccountCommand, AuthArchive, WhatsAppAccount, Workspace
-from blazzctl.services import accounts, events
+from blazzctl.models import AccountCommand, WhatsAppAccount, Workspace
+from blazzctl.services import accounts, auth_archives, events
 from daemons.session.leases import fenced_update
 
 
@@ -45,9 +45,10 @@ class StatusWriter:
     @retry_conflicts
     def set_status(self, account_id: int, epoch: int, status: AccountStatus, *, reason: str | None = None,
                    release: bool = False, desired: DesiredState | None = None, **extra: Any) -> None:
-        """Record a status change (and its webhook event) in one fenced transaction."""
-        values: dict[str, Any] = {"status": status, "status_reason": reason, "status_changed_at": db_now(),
-                                  "last_activity_at": db_now(), **extra}
+        """Record a status change (and its webhook event: ``accounts.set_status``) in one fenced
+        transaction."""
+        values: dict[str, Any] = {"last_activity_at": db_now(), **extra}
+        status_reason = reason
         if status == AccountStatus.CONNECTED:
             values.update(connected_at=db_now(), qr_code=None, qr_expires_at=None, pairing_code=None,
                           last_error=None)
@@ -55,17 +56,19 @@ class StatusWriter:
             values.update(disconnected_at=db_now(), qr_code=None, qr_expires_at=None, pairing_code=None)
         elif status == AccountStatus.STARTING:  # a new session: the last one's QR or pairing code is void
             values.update(qr_code=None, qr_expires_at=None, pairing_code=None)
-        if status == AccountStatus.LOGGED_OUT:
-            values["auth_saved_at"] = None
+        if status == AccountStatus.LOGGED_OUT:  # not linked any more: messages to it are refused
+            values.update(auth_saved_at=None, connected_at=None)
         if desired is not None:
             values["desired_state"] = desired
         if release:
             values.update(owner=None, lease_expires_at=None)
         with self.db.session() as s:
-            account = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
+            account = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status,
+                                       WhatsAppAccount.phone_number)
                                 .where(WhatsAppAccount.id == account_id)).one()
             needs_primary = False
             if status == AccountStatus.CONNECTED:
+                status_reason = phone_warning(account.phone_number, extra.get("phone_number")) or reason
                 # On MariaDB every account UPDATE takes a shared lock on its workspace row (foreign
                 # key). Promoting a primary needs the exclusive lock: taken after the account UPDATE,
                 # two connects of one workspace deadlock; held while a workspace has a primary already,
@@ -75,31 +78,27 @@ class StatusWriter:
                     WhatsAppAccount.primary_workspace_id == account.workspace_id).limit(1)).first() is None
                 if needs_primary:
                     s.execute(select(Workspace.id).where(Workspace.id == account.workspace_id).with_for_update())
-            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
+            if not accounts.set_status(s, account_id=account_id, status=status, reason=status_reason,
+                                       previous=(account.workspace_id, account.status),
+                                       write=self._fenced(s, account_id, epoch), **values):
                 raise LeaseLost(account_id)
             if needs_primary:
                 accounts.promote_if_no_primary(s, account_id=account_id, workspace_id=account.workspace_id)
             if status == AccountStatus.LOGGED_OUT:  # the login is gone: so are its archives
-                s.execute(delete(AuthArchive).where(AuthArchive.whatsapp_account_id == account_id))
+                auth_archives.delete_in(s, account_id=account_id)
             finishes = _FINISHES.get(status)
             if finishes:
                 self._finish_commands(s, account_id, finishes[0], finishes[1], reason or str(status))
-            if account.status != status:
-                _record_event(s, "account.status", account.workspace_id, account_id,
-                              {"status": str(status), "previous_status": str(account.status), "reason": reason})
 
     @retry_conflicts
     def set_qr(self, account_id: int, epoch: int, qr: str, expires_at: datetime) -> None:
         with self.db.session() as s:
             workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)
                                                .where(WhatsAppAccount.id == account_id)).one()
-            values = {"status": AccountStatus.QR_SCANNING, "status_reason": None, "qr_code": qr, "qr_expires_at": expires_at,
-                      "last_activity_at": db_now(), "status_changed_at": db_now()}
-            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
+            if not accounts.set_status(s, account_id=account_id, status=AccountStatus.QR_SCANNING, reason=None,
+                                       previous=(workspace_id, previous), write=self._fenced(s, account_id, epoch),
+                                       qr_code=qr, qr_expires_at=expires_at, last_activity_at=db_now()):
                 raise LeaseLost(account_id)
-            if previous != AccountStatus.QR_SCANNING:
-                _record_event(s, "account.status", workspace_id, account_id,
-                              {"status": "qr_scanning", "previous_status": str(previous), "reason": None})
             _record_event(s, "account.qr", workspace_id, account_id,
                           {"qr": qr, "expires_at": expires_at.isoformat()})
 
@@ -109,13 +108,19 @@ class StatusWriter:
             if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch, values=values):
                 raise LeaseLost(account_id)
 
+    def _fenced(self, session, account_id: int, epoch: int):
+        """The UPDATE of ``accounts.set_status``, conditioned on our lease."""
+        return lambda values: fenced_update(session, account_id=account_id, owner=self.owner, epoch=epoch,
+                                            values=values)
+
     def finish_command(self, command_id: int, status: CommandStatus, result: str | None = None) -> None:
-        """Finish a command that is still pending or running; a finished one keeps its outcome (the
-        account's failure, say, which finished it while it was being handled)."""
+        """Finish a command we are running; a finished one keeps its outcome (the account's
+        failure, say, which finished it while it was being handled), and one requeued or taken
+        over by the account's next owner (after we lost the lease) is theirs to finish."""
         with self.db.session() as s:
             s.execute(update(AccountCommand).where(
-                AccountCommand.id == command_id,
-                AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
+                AccountCommand.id == command_id, AccountCommand.handled_by == self.owner,
+                AccountCommand.status == CommandStatus.RUNNING,
             ).values(status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
 
     @staticmethod
@@ -124,6 +129,15 @@ class StatusWriter:
             AccountCommand.whatsapp_account_id == account_id, AccountCommand.command.in_(kinds),
             AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
         ).values(status=status, result=result, finished_at=db_now()).execution_options(synchronize_session=False))
+
+
+def phone_warning(entered: str | None, linked: str | None) -> str | None:
+    """The warning kept in ``status_reason`` when the phone that linked is not the number the
+    operator entered (or the one linked before): the linked number wins, since it is the one
+    that sends."""
+    if not entered or not linked or entered == linked:
+        return None
+    return f"WARNING: the linked phone is {linked}, not {entered} as entered; blazz keeps {linked}"
 
 
 def _record_event(session, type_: str, workspace_id: int, account_id: int, data: dict) -> None:

@@ -19,8 +19,25 @@ branch_labels = None
 depends_on = None
 
 
+# Each table and index is created only when missing: MySQL commits every DDL statement on its
+# own, so a run that stopped half-way (a server setting, a lost connection, Ctrl-C) left some of
+# them behind and no revision stamped; `blazzctl db upgrade` then simply runs this again.
+def _create_table(name: str, *columns, **options) -> None:
+    if name not in sa.inspect(op.get_bind()).get_table_names():
+        op.create_table(name, *columns, **options)
+
+
+def _create_indexes(table: str, *indexes: tuple[str, list[str]]) -> None:
+    existing = {index['name'] for index in sa.inspect(op.get_bind()).get_indexes(table)}
+    missing = [(name, columns) for name, columns in indexes if name not in existing]
+    if missing:
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for name, columns in missing:
+                batch_op.create_index(op.f(name), columns, unique=False)
+
+
 def upgrade() -> None:
-    op.create_table('audit_events',
+    _create_table('audit_events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('workspace_id', sa.BigInteger(), nullable=True),
     sa.Column('os_user', sa.String(length=64), nullable=False),
@@ -35,11 +52,12 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('audit_events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_events_created_at'), ['created_at'], unique=False)
-        batch_op.create_index('ix_audit_events_workspace_id', ['workspace_id', 'id'], unique=False)
+    _create_indexes('audit_events',
+        ('ix_audit_events_created_at', ['created_at']),
+        ('ix_audit_events_workspace_id', ['workspace_id', 'id']),
+    )
 
-    op.create_table('session_daemons',
+    _create_table('session_daemons',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('name', sa.String(length=150), nullable=False),
     sa.Column('host', sa.String(length=100), nullable=False),
@@ -63,10 +81,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('session_daemons', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_session_daemons_heartbeat_at'), ['heartbeat_at'], unique=False)
+    _create_indexes('session_daemons',
+        ('ix_session_daemons_heartbeat_at', ['heartbeat_at']),
+    )
 
-    op.create_table('workspaces',
+    _create_table('workspaces',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -79,7 +98,7 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    op.create_table('webhook_endpoints',
+    _create_table('webhook_endpoints',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -97,10 +116,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('webhook_endpoints', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_webhook_endpoints_workspace_id'), ['workspace_id'], unique=False)
+    _create_indexes('webhook_endpoints',
+        ('ix_webhook_endpoints_workspace_id', ['workspace_id']),
+    )
 
-    op.create_table('whatsapp_accounts',
+    _create_table('whatsapp_accounts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -141,13 +161,14 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('whatsapp_accounts', schema=None) as batch_op:
-        batch_op.create_index('ix_whatsapp_accounts_claim', ['desired_state', 'lease_expires_at', 'id'], unique=False)
-        batch_op.create_index('ix_whatsapp_accounts_last_activity', ['last_activity_at'], unique=False)
-        batch_op.create_index('ix_whatsapp_accounts_owner', ['owner', 'lease_epoch'], unique=False)
-        batch_op.create_index('ix_whatsapp_accounts_workspace_status', ['workspace_id', 'status'], unique=False)
+    _create_indexes('whatsapp_accounts',
+        ('ix_whatsapp_accounts_claim', ['desired_state', 'lease_expires_at', 'id']),
+        ('ix_whatsapp_accounts_last_activity', ['last_activity_at']),
+        ('ix_whatsapp_accounts_owner', ['owner', 'lease_epoch']),
+        ('ix_whatsapp_accounts_workspace_status', ['workspace_id', 'status']),
+    )
 
-    op.create_table('account_commands',
+    _create_table('account_commands',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -167,10 +188,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('account_commands', schema=None) as batch_op:
-        batch_op.create_index('ix_account_commands_account_status', ['whatsapp_account_id', 'status', 'id'], unique=False)
+    _create_indexes('account_commands',
+        ('ix_account_commands_account_status', ['whatsapp_account_id', 'status', 'id']),
+    )
 
-    op.create_table('auth_archives',
+    _create_table('auth_archives',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -188,7 +210,7 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    op.create_table('chats',
+    _create_table('chats',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -210,12 +232,13 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('chats', schema=None) as batch_op:
-        batch_op.create_index('ix_chats_account_last_message', ['whatsapp_account_id', 'last_message_at', 'id'], unique=False)
-        batch_op.create_index('ix_chats_account_unread', ['whatsapp_account_id', 'unread_count'], unique=False)
-        batch_op.create_index('ix_chats_workspace_type', ['workspace_id', 'chat_type'], unique=False)
+    _create_indexes('chats',
+        ('ix_chats_account_last_message', ['whatsapp_account_id', 'last_message_at', 'id']),
+        ('ix_chats_account_unread', ['whatsapp_account_id', 'unread_count']),
+        ('ix_chats_workspace_type', ['workspace_id', 'chat_type']),
+    )
 
-    op.create_table('contacts',
+    _create_table('contacts',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -235,10 +258,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('contacts', schema=None) as batch_op:
-        batch_op.create_index('ix_contacts_workspace_phone', ['workspace_id', 'phone_number'], unique=False)
+    _create_indexes('contacts',
+        ('ix_contacts_workspace_phone', ['workspace_id', 'phone_number']),
+    )
 
-    op.create_table('sync_runs',
+    _create_table('sync_runs',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -260,10 +284,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('sync_runs', schema=None) as batch_op:
-        batch_op.create_index('ix_sync_runs_account_status', ['whatsapp_account_id', 'status'], unique=False)
+    _create_indexes('sync_runs',
+        ('ix_sync_runs_account_status', ['whatsapp_account_id', 'status']),
+    )
 
-    op.create_table('wa_groups',
+    _create_table('wa_groups',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('whatsapp_account_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -284,7 +309,7 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    op.create_table('webhook_deliveries',
+    _create_table('webhook_deliveries',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('endpoint_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
@@ -311,10 +336,11 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
-        batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at', 'id'], unique=False)
+    _create_indexes('webhook_deliveries',
+        ('ix_webhook_deliveries_due', ['status', 'next_attempt_at', 'id']),
+    )
 
-    op.create_table('auth_archive_chunks',
+    _create_table('auth_archive_chunks',
     sa.Column('archive_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('seq', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('data', sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), 'mariadb').with_variant(mysql.MEDIUMBLOB(), 'mysql'), nullable=False),
@@ -324,7 +350,7 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    op.create_table('messages',
+    _create_table('messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('uuid', sa.String(length=36), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -364,13 +390,14 @@ def upgrade() -> None:
     mysql_collate='utf8mb4_bin',
     mysql_engine='InnoDB'
     )
-    with op.batch_alter_table('messages', schema=None) as batch_op:
-        batch_op.create_index('ix_messages_account_created', ['whatsapp_account_id', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_chat_created', ['chat_id', 'created_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_outbox', ['whatsapp_account_id', 'status', 'next_attempt_at', 'id'], unique=False)
-        batch_op.create_index('ix_messages_workspace_created', ['workspace_id', 'created_at', 'id'], unique=False)
+    _create_indexes('messages',
+        ('ix_messages_account_created', ['whatsapp_account_id', 'created_at', 'id']),
+        ('ix_messages_chat_created', ['chat_id', 'created_at', 'id']),
+        ('ix_messages_outbox', ['whatsapp_account_id', 'status', 'next_attempt_at', 'id']),
+        ('ix_messages_workspace_created', ['workspace_id', 'created_at', 'id']),
+    )
 
-    op.create_table('wa_group_participants',
+    _create_table('wa_group_participants',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('group_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('jid', sa.String(length=100), nullable=False),
@@ -388,19 +415,11 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Dropping a table drops its indexes; dropping them one by one first fails on MySQL
-    # where an index backs a foreign key.
-    op.drop_table('wa_group_participants')
-    op.drop_table('messages')
-    op.drop_table('auth_archive_chunks')
-    op.drop_table('webhook_deliveries')
-    op.drop_table('wa_groups')
-    op.drop_table('sync_runs')
-    op.drop_table('contacts')
-    op.drop_table('chats')
-    op.drop_table('auth_archives')
-    op.drop_table('account_commands')
-    op.drop_table('whatsapp_accounts')
-    op.drop_table('webhook_endpoints')
-    op.drop_table('workspaces')
-    op.drop_table('session_daemons')
-    op.drop_table('audit_events')
+    # where an index backs a foreign key. Children before parents; tables already gone (a
+    # half-done downgrade) are skipped.
+    existing = set(sa.inspect(op.get_bind()).get_table_names())
+    for table in ('wa_group_participants', 'messages', 'auth_archive_chunks', 'webhook_deliveries', 'wa_groups',
+                  'sync_runs', 'contacts', 'chats', 'auth_archives', 'account_commands', 'whatsapp_accounts',
+                  'webhook_endpoints', 'workspaces', 'session_daemons', 'audit_events'):
+        if table in existing:
+            op.drop_table(table)

@@ -1,5 +1,7 @@
 """message media chunks: outbound media bytes in the database
 
+Created only when missing, so a run that stopped half-way can simply be run again.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27 10:00:00.000000
@@ -17,7 +19,13 @@ branch_labels = None
 depends_on = None
 
 
+def _tables() -> set[str]:
+    return set(sa.inspect(op.get_bind()).get_table_names())
+
+
 def upgrade() -> None:
+    if 'message_media_chunks' in _tables():  # a run that stopped after it (MySQL DDL commits at once)
+        return
     op.create_table('message_media_chunks',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -33,4 +41,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table('message_media_chunks')
+    if 'message_media_chunks' in _tables():
+        op.drop_table('message_media_chunks')

@@ -19,11 +19,25 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 - ``outbox``: a file that plays WhatsApp's servers for sending: one JSON line per message
   that reached "WhatsApp" (it outlives daemon processes, so a test can count duplicates
   after a SIGKILL, and ``message_exists`` reads it like the real provider asks WhatsApp)
+- ``archives``: a directory standing in for the login archives in the database (shared by all
+  daemons). ``message_exists`` then answers like the real page: from what this session knows,
+  i.e. what the login it started from held plus what it sent itself, never from WhatsApp's
+  global record. A session starts from the host's local profile (``profiles`` under the
+  daemon's state directory, written as the page writes IndexedDB: at each send) when it is at
+  least as new as the archive, else from the archive, which is written only by ``checkpoint``
+  and by a stop that saves the login. Without ``archives`` (older configs) the outbox is asked.
 - ``send_delay``: seconds a send takes before it reaches "WhatsApp" (default 0)
 - ``after_send_delay``: seconds between reaching "WhatsApp" and returning (widens the window
   in which a crash leaves a sent message recorded as ``sending``)
 - ``not_on_whatsapp``: phone numbers (digits) that are not on WhatsApp
 - ``acks``: acks reported after a send, e.g. ``[2, 3]`` (delivered, then read), 0.05 s apart
+- ``stop_delay``: seconds a stop that saves the login takes (checkpoint, then the browser
+  closes); the session stays live until then. A stop without saving (a kill) is immediate.
+- ``inbound``: ``{"every": S, "count": N}``: once connected, each account receives N messages
+  from a customer, one every S seconds (``MessageEvent``), each recorded in ``inbox`` (a file)
+  before the daemon hears of it, as the real page acknowledges it to WhatsApp first
+- ``logout_delay``: seconds an operator logout takes in the "page" (the real one waits for WhatsApp)
+- ``phones``: account name → the phone that links it (default: the number entered, or a made-up one)
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import asyncio
 import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 from blazzctl.providers import base as p
@@ -50,6 +65,14 @@ class FakeProvider(p.Provider):
         self.after_send_delay = float(opts.get("after_send_delay", 0))
         self.not_on_whatsapp = {str(n).lstrip("+") for n in opts.get("not_on_whatsapp", [])}
         self.acks = [int(a) for a in opts.get("acks", [])]
+        self.logout_delay = float(opts.get("logout_delay", 0))
+        self.stop_delay = float(opts.get("stop_delay", 0))
+        self.pushed_deadline = 0.0
+        self.inbound = dict(opts.get("inbound") or {})
+        self.inbox = Path(opts["inbox"]) if opts.get("inbox") else None
+        self.archives = Path(opts["archives"]) if opts.get("archives") else None
+        self.known: dict[int, dict] = {}  # account → {"version": n, "ids": [...]}: what its page knows
+        self.phones = dict(opts.get("phones") or {})
         self.sync = dict(opts.get("sync") or {})
         self.sync_fail_names = set(opts.get("sync_fail_names", []))
         self.sync_delay = float(opts.get("sync_delay", 0))
@@ -64,6 +87,8 @@ class FakeProvider(p.Provider):
     async def start(self, spec: p.SessionSpec) -> None:
         if spec.name in self.crash_names:
             raise RuntimeError("fake browser crashed at launch")
+        if self.archives is not None:
+            self.known[spec.account_id] = self._restore(spec.account_id)
         self.epochs[spec.account_id] = spec.epoch
         self.names[spec.account_id] = spec.name
         self._write("start", spec.account_id)
@@ -76,19 +101,91 @@ class FakeProvider(p.Provider):
             return
         await self.emit(p.Authenticated(spec.account_id))
         await asyncio.sleep(self.link_delay / 2)
-        phone = spec.phone_number or f"+628129{spec.account_id:06d}"
+        phone = self.phones.get(spec.name) or spec.phone_number or f"+628129{spec.account_id:06d}"
         self.ready.add(spec.account_id)
         await self.emit(p.Ready(spec.account_id, phone_number=phone, push_name=f"Fake {spec.name}"))
+        if self.inbound:
+            await self._incoming(spec.account_id)
+
+    async def _incoming(self, account_id: int) -> None:
+        """Customers write: ``inbound["count"]`` messages, one every ``inbound["every"]`` seconds.
+        Each is in ``inbox`` before the daemon hears of it: the page has acknowledged it to
+        WhatsApp, which never delivers it again, whatever the daemon then does with it."""
+        every, count = float(self.inbound.get("every", 0.05)), int(self.inbound.get("count", 10))
+        sender = f"62813{account_id:07d}@c.us"
+        for n in range(count):
+            await asyncio.sleep(every)
+            message = {"id": f"false_{sender}_{uuid.uuid4().hex[:20].upper()}", "remote": sender, "from": sender,
+                       "type": "chat", "body": f"customer message {n}", "t": int(time.time()), "from_me": False}
+            if self.inbox is not None:
+                with open(self.inbox, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps({"account_id": account_id, "id": message["id"], "daemon": self.daemon_name,
+                                         "t": time.time()}) + "\n")
+            await self.emit(p.MessageEvent(account_id, message=message))
+
+    # --- the login: a local profile per host, archives shared by all --------------------------------
+
+    def _archive_file(self, account_id: int) -> Path:
+        return self.archives / f"{account_id}.json"
+
+    def _profile_file(self, account_id: int) -> Path:
+        return self.state_dir / "profiles" / f"{account_id}.json"
+
+    @staticmethod
+    def _read(path: Path) -> dict:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {"version": 0, "ids": []}
+
+    @staticmethod
+    def _write_json(path: Path, data: dict) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+
+    def _restore(self, account_id: int) -> dict:
+        """The session's starting knowledge: the local profile unless the archive is newer."""
+        archive, local = self._read(self._archive_file(account_id)), self._read(self._profile_file(account_id))
+        return dict(local) if local["version"] >= archive["version"] and local["ids"] else dict(archive)
+
+    async def checkpoint(self, account_id: int) -> bool:
+        known = self.known.get(account_id)
+        if self.archives is None or known is None or account_id not in self.live:
+            return False
+        archived = self._read(self._archive_file(account_id))
+        known = {"version": archived["version"] + 1, "ids": list(known["ids"])}
+        self.known[account_id] = known
+        self._write_json(self._archive_file(account_id), known)
+        self._write_json(self._profile_file(account_id), known)  # the profile is that archive now
+        return True
 
     async def stop(self, account_id: int, *, checkpoint: bool = True) -> None:
-        task = self.live.pop(account_id, None)
-        self.ready.discard(account_id)
+        task = self.live.get(account_id)
         if task is None:
             return
+        if checkpoint:
+            await self.checkpoint(account_id)
+        if checkpoint and self.stop_delay:  # saving the login and closing the browser take a while;
+            try:                             # the session is live (in the journal too) until then
+                await asyncio.sleep(self.stop_delay)
+            except asyncio.CancelledError:
+                self._close(account_id, task, checkpoint=False)
+                raise
+        self._close(account_id, task, checkpoint=checkpoint)
+
+    def _close(self, account_id: int, task: asyncio.Task, *, checkpoint: bool) -> None:
+        if self.live.get(account_id) is not task:
+            return  # closed meanwhile (a kill while a slow close was under way)
+        self.live.pop(account_id)
+        self.ready.discard(account_id)
         task.cancel()
         self._write("stop", account_id, checkpoint=checkpoint)
 
     async def logout(self, account_id: int) -> None:
+        if self.logout_delay:
+            await asyncio.sleep(self.logout_delay)
         await self.stop(account_id, checkpoint=False)
         self._write("logout", account_id)
 
@@ -97,7 +194,14 @@ class FakeProvider(p.Provider):
             raise p.SessionNotReady(f"account {account_id} is not connected")
         if self.send_delay:
             await asyncio.sleep(self.send_delay)
+        deadline = max(message.get("deadline") or 0, self.pushed_deadline)  # as bridge.js checks it
+        if deadline and time.time() > deadline:
+            raise p.LeaseDeadline(p.DEADLINE_MARK)
         wa_id = f"true_{message['to']}_{message['msg_id']}"
+        known = self.known.get(account_id)
+        if known is not None:  # the page stores its send (IndexedDB, in the local profile)
+            known["ids"].append(wa_id)
+            self._write_json(self._profile_file(account_id), known)
         if self.outbox is not None:
             line = json.dumps({"account_id": account_id, "id": wa_id, "to": message["to"],
                                "body": message.get("body"), "media": bool(message.get("media")),
@@ -110,11 +214,16 @@ class FakeProvider(p.Provider):
             await asyncio.sleep(self.after_send_delay)
         return {"id": wa_id, "msg_id": message["msg_id"], "result": "OK"}
 
+    async def set_deadline(self, deadline: float) -> None:
+        self.pushed_deadline = deadline  # what the pages hold (this fake's pages live in the daemon)
+
     def _ack(self, account_id: int, wa_id: str, ack: int) -> None:
         if account_id in self.live:
             asyncio.ensure_future(self.emit(p.AckEvent(account_id, wa_message_id=wa_id, ack=ack)))
 
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
+        if self.archives is not None:  # what this page knows, not what WhatsApp knows
+            return wa_message_id in (self.known.get(account_id) or {}).get("ids", [])
         if self.outbox is None or not self.outbox.exists():
             return False
         with open(self.outbox, encoding="utf-8") as fh:

@@ -69,7 +69,11 @@ class Receiver:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                length = int(self.headers.get("content-length", 0))
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender went away mid-body: a real server never hands this on
+                    self.close_connection = True
+                    return
                 request = Request({k.lower(): v for k, v in self.headers.items()}, body)
                 with receiver._lock:
                     receiver.requests.append(request)

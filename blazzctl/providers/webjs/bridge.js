@@ -13,6 +13,20 @@
   const tryReq = (name) => { try { return window.require(name); } catch (e) { return null; } };
   const ser = (w) => (w && typeof w === "object" ? w._serialized : w) || null;
 
+  // The lease deadline (wall-clock seconds) the daemon pushes after each renewal. Past it the
+  // page leaves WhatsApp Web by itself, which closes its connection to WhatsApp: a browser never
+  // drives an account after its lease, even while the daemon's Python is frozen (SIGSTOP, GC, VM).
+  if (location.protocol !== "about:") {
+    const fence = setInterval(() => {
+      const deadline = window.__blazzDeadline;
+      if (deadline && Date.now() / 1000 > deadline) {
+        clearInterval(fence);
+        emit("fenced", { deadline });
+        location.replace("about:blank");
+      }
+    }, 250);
+  }
+
   async function qrString(Conn) {
     const ref = Conn.ref;
     if (!ref) return null;
@@ -33,9 +47,35 @@
              platform: conn.platform || null };
   }
 
+  // A user's two ids: its LID and its phone-number id, each when the page knows it
+  // (WAWebApiContact's mapping, else the contact's phoneNumber).
+  function idsOf(wid) {
+    const text = ser(wid);
+    if (!text || !(text.endsWith("@lid") || text.endsWith("@c.us"))) return { lid: null, phone: null };
+    const api = tryReq("WAWebApiContact");
+    let w = wid;
+    try { if (typeof w === "string") w = req("WAWebWidFactory").createWid(w); } catch (e) { return { lid: null, phone: null }; }
+    const ask = (fn) => { try { return api && api[fn] ? ser(api[fn](w)) : null; } catch (e) { return null; } };
+    if (text.endsWith("@lid")) {
+      let phone = ask("getPhoneNumber");
+      if (!phone) {
+        const { Contact } = req("WAWebCollections");
+        const c = Contact.get(text);
+        phone = c && c.phoneNumber ? ser(c.phoneNumber) : null;
+      }
+      return { lid: text, phone: phone && phone.endsWith("@c.us") ? phone : null };
+    }
+    const lid = ask("getCurrentLid");
+    return { lid: lid && lid.endsWith("@lid") ? lid : null, phone: text };
+  }
+
+  function bodyOf(m) { return m.caption !== undefined && m.directPath ? m.caption : (m.body || ""); }
+
   function messageView(m) {
     const id = m.id || {};
-    const body = m.caption !== undefined && m.directPath ? m.caption : (m.body || "");
+    const body = bodyOf(m);
+    const sender = id.fromMe ? null : (m.author || m.from);
+    const ids = idsOf(sender);
     return {
       id: ser(id), msg_id: id.id || null, from_me: !!id.fromMe, remote: ser(id.remote),
       from: ser(m.from), to: ser(m.to), author: ser(m.author), type: m.type || "chat", body,
@@ -44,11 +84,27 @@
       quoted_id: m.quotedStanzaID || null, is_status: !!(m.isStatusV3 || ser(id.remote) === "status@broadcast"),
       lat: m.lat === undefined ? null : m.lat, lng: m.lng === undefined ? null : m.lng, loc: m.loc || null,
       vcards: (m.vcardList || []).map((v) => v.vcard), reaction: m.reactionText || null,
-      notify_name: m.notifyName || null,
+      notify_name: m.notifyName || null, sender: ser(sender), sender_lid: ids.lid, sender_phone: ids.phone,
     };
   }
 
   const state = { started: false, qrShown: 0, pairing: false };
+
+  // Every module the bridge reads. A WhatsApp Web release that renamed one fails the account at
+  // page load, naming them, instead of failing each call later.
+  const MODULES = ["WAWebSocketModel", "WAWebConnModel", "WAWebCmd", "WAWebCollections", "WABase64",
+    "WAWebUserPrefsInfoStore", "WAWebSignalStoreApi", "WAWebCompanionRegClientUtils", "WAWebAltDeviceLinkingApi",
+    "WAWebUserPrefsMeUser", "WAWebWidFactory", "WAWebQueryExistsJob", "WAWebFindChatAction",
+    "WAWebSendMsgChatAction", "WAWebMsgKey", "WAWebMsgReply", "WAWebApiContact", "WAWebMediaOpaqueData",
+    "WAWebPrepRawMedia", "WAWebMediaStorage", "WAWebMmsMediaTypes", "WAWebMediaMmsV4Upload", "WAWebDownloadManager",
+    "WAWebUpdateUnreadChatAction"];
+  const ANY_OF = [["WAWebAdvSignatureApi", "WAWebUserPrefsMultiDevice"]];
+
+  function missingModules() {
+    const missing = MODULES.filter((name) => !tryReq(name));
+    for (const names of ANY_OF) if (!names.some(tryReq)) missing.push(names.join("|"));
+    return missing;
+  }
 
   async function startLogin(Socket, Conn, Cmd) {
     if (OPTS.pairPhone) {
@@ -72,6 +128,8 @@
     const Cmd = req("WAWebCmd").Cmd;
     const { Msg, Chat } = req("WAWebCollections");
     emit("loaded", { version: window.Debug.VERSION });
+    const missing = missingModules();
+    if (missing.length) { emit("incompatible", { version: window.Debug.VERSION, modules: missing }); return; }
     let loginStarted = false;
     const onState = (s) => {
       emit("state", { state: s });
@@ -87,7 +145,25 @@
     Socket.on("change:hasSynced", (_m, synced) => { if (synced !== false) emit("synced", me()); });
     Cmd.on("logout", () => emit("logout", {}));
     Cmd.on("logout_from_bridge", () => emit("logout", {}));
-    Msg.on("add", (m) => { if (m.isNewMsg) emit("message", messageView(m)); });
+    // A new message may arrive as `ciphertext` (not decrypted yet): it is reported when its type
+    // changes (once); Python stores a placeholder only if that takes longer than decrypt_timeout.
+    const undecrypted = new Set();
+    Msg.on("add", (m) => {
+      if (!m.isNewMsg) return;
+      const id = ser(m.id);
+      if (m.type !== "ciphertext") { emit("message", messageView(m)); return; }
+      if (undecrypted.has(id)) return;  // delivered again while still undecrypted
+      undecrypted.add(id);
+      emit("ciphertext", messageView(m));
+      m.once("change:type", () => { undecrypted.delete(id); emit("message", messageView(m)); });
+    });
+    // Decrypting and revoking change the body too: only a body change of a readable message is an edit.
+    Msg.on("change:body change:caption", (m) => {
+      const id = ser(m.id);
+      if (undecrypted.has(id) || ["ciphertext", "revoked"].includes(m.type)) return;
+      emit("edit", { id, body: bodyOf(m), t: m.latestEditSenderTimestampMs ? Math.floor(m.latestEditSenderTimestampMs / 1000) : null });
+    });
+    Msg.on("change:type", (m, type) => { if (type === "revoked") emit("revoke", { id: ser(m.id) }); });
     Msg.on("change:ack", (m, ack) => emit("ack", { id: ser(m.id), ack }));
     onState(Socket.state);
     if (Socket.hasSynced && Socket.state === "CONNECTED") emit("synced", me());
@@ -110,6 +186,8 @@
     return Chat.get(wid) || (await req("WAWebFindChatAction").findOrCreateLatestChat(wid)).chat;
   }
 
+  // The id WhatsApp knows a number by (queryWidExists: it may differ from the typed number,
+  // and asking makes its LID known to the page), or null when it is not on WhatsApp.
   async function numberExists(number) {
     const wid = req("WAWebWidFactory").createWid(String(number).replace(/\D/g, "") + "@c.us");
     const found = await req("WAWebQueryExistsJob").queryWidExists(wid);
@@ -141,7 +219,12 @@
     const chat = await chatFor(to);
     if (!chat) throw new Error(`no chat for ${to}`);
     const MsgKey = req("WAWebMsgKey");
-    const meWid = req("WAWebUserPrefsMeUser").getMaybeMePnUser();
+    // A chat addressed by LID (or a group in LID addressing mode) takes our own LID as sender.
+    const prefs = req("WAWebUserPrefsMeUser");
+    const isGroup = !!(chat.isGroup || (chat.id && chat.id.server === "g.us"));
+    const meta = isGroup ? (chat.groupMetadata || req("WAWebCollections").GroupMetadata.get(chat.id)) : null;
+    const lidChat = (chat.id && chat.id.server === "lid") || !!(meta && meta.isLidAddressingMode);
+    const meWid = (lidChat && prefs.getMaybeMeLidUser()) || prefs.getMaybeMePnUser();
     const key = new MsgKey({ from: meWid, to: chat.id, id: msgId || (await MsgKey.newId()), selfDir: "out" });
     let extra = {};
     if (quotedId) {
@@ -170,10 +253,32 @@
                 directPath: entry.directPath, clientUrl: entry.mmsUrl, mediaKey: entry.mediaKey,
                 filehash: data.filehash, size: entry.size || data.size, filename: media.filename };
     }
+    // The daemon's lease deadline: a daemon frozen after its own check must not send late. A
+    // renewal during a long media upload pushes a later one (window.__blazzDeadline).
+    const deadline = Math.max(args.deadline || 0, window.__blazzDeadline || 0);
+    if (deadline && Date.now() / 1000 > deadline) {
+      throw new Error("blazz: lease deadline passed");
+    }
     const [msgPromise, sendPromise] = req("WAWebSendMsgChatAction").addAndSendMsgToChat(chat, props);
     await msgPromise;
     const result = await sendPromise;
-    return { id: key._serialized, msg_id: key.id, result: result && result.messageSendResult };
+    const sent = req("WAWebCollections").Msg.get(key._serialized);
+    return { id: key._serialized, msg_id: key.id, chat: ser(chat.id), result: result && result.messageSendResult,
+             ack: sent && sent.ack !== undefined ? sent.ack : null, t: sent && sent.t ? sent.t : null };
+  }
+
+  // A read receipt for the chat, as wwebjs sends it: available, sendSeen, unavailable again.
+  async function sendSeen(jid) {
+    const chat = await chatFor(jid);
+    if (!chat) throw new Error(`no chat for ${jid}`);
+    const stream = tryReq("WAWebStreamModel");
+    if (stream && stream.Stream) stream.Stream.markAvailable();
+    try {
+      await req("WAWebUpdateUnreadChatAction").sendSeen({ chat, threadId: undefined });
+    } finally {
+      if (stream && stream.Stream) stream.Stream.markUnavailable();
+    }
+    return true;
   }
 
   async function listChats(limit) {
@@ -189,10 +294,12 @@
 
   async function listContacts() {
     const { Contact } = req("WAWebCollections");
-    return Contact.getModelsArray().filter((c) => c.id && c.id.server === "c.us").map((c) => ({
-      id: ser(c.id), number: c.id.user, name: c.name || null, pushname: c.pushname || null,
-      is_business: !!c.isBusiness, is_my_contact: !!c.isMyContact,
-    }));
+    return Contact.getModelsArray().filter((c) => c.id && ["c.us", "lid"].includes(c.id.server)).map((c) => {
+      const ids = idsOf(c.id);
+      return { id: ser(c.id), number: ids.phone ? ids.phone.split("@")[0] : null, lid: ids.lid, phone: ids.phone,
+               name: c.name || null, pushname: c.pushname || null, is_business: !!c.isBusiness,
+               is_my_contact: !!c.isMyContact };
+    });
   }
 
   async function listGroups() {
@@ -201,11 +308,13 @@
       id: ser(g.id), subject: g.subject || null, desc: g.desc || null, owner: ser(g.owner), creation: g.creation || null,
       announce: !!g.announce, restrict: !!g.restrict,
       participants: (g.participants && g.participants.getModelsArray ? g.participants.getModelsArray() : g.participants || [])
-        .map((p) => ({ id: ser(p.id), is_admin: !!p.isAdmin, is_super_admin: !!p.isSuperAdmin })),
+        .map((p) => { const ids = idsOf(p.id);
+                      return { id: ser(p.id), lid: ids.lid, phone: ids.phone, is_admin: !!p.isAdmin,
+                               is_super_admin: !!p.isSuperAdmin }; }),
     }));
   }
 
-  window.__blazz = { numberExists, messageExists, downloadMedia, sendMessage, listChats, listContacts, listGroups, me,
+  window.__blazz = { numberExists, messageExists, downloadMedia, sendMessage, sendSeen, listChats, listContacts, listGroups, me,
                      state: () => req("WAWebSocketModel").Socket.state,
                      logout: () => req("WAWebSocketModel").Socket.logout() };
   if (!boot()) {

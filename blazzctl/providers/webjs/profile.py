@@ -11,7 +11,7 @@ import io
 import json
 import shutil
 import tarfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 LOGIN_DIRS = ("Default/IndexedDB", "Default/Local Storage")
 MARKER = ".blazz-archive.json"  # which archive (version, checksum) this profile was restored from or saved as
@@ -32,13 +32,45 @@ def _skip_locks(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return None if info.name.endswith("/LOCK") else info
 
 
+class UnsafeArchive(Exception):
+    """An archive member that could write outside the login folders (or is not a plain file)."""
+
+
 def unpack(profile: Path, data: bytes) -> None:
-    """Replace the profile's login folders with the archive's."""
-    for rel in LOGIN_DIRS:
-        shutil.rmtree(profile / rel, ignore_errors=True)
-    profile.mkdir(parents=True, exist_ok=True)
+    """Replace the profile's login folders with the archive's.
+
+    Every member is checked before anything is written: only regular files and folders under
+    LOGIN_DIRS, with relative names and no ``..``. No links, devices or FIFOs. This is done here
+    rather than with ``extractall(filter="data")``, which Debian 12's Python 3.11.2 does not
+    have (the filter arrived in 3.11.4), and it is stricter: an archive is ours, so anything
+    unexpected in it means it is not.
+    """
     with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
-        tar.extractall(profile, filter="data")
+        members = tar.getmembers()
+        for member in members:
+            _check_member(member)
+        for rel in LOGIN_DIRS:
+            shutil.rmtree(profile / rel, ignore_errors=True)
+        profile.mkdir(parents=True, exist_ok=True)
+        for member in members:
+            target = profile.joinpath(*PurePosixPath(member.name).parts)
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tar.extractfile(member) as source, open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
+            target.chmod(0o600)
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    name = PurePosixPath(member.name)
+    if not (member.isfile() or member.isdir()):
+        raise UnsafeArchive(f"the login archive holds {member.name!r}, which is not a plain file or folder")
+    if name.is_absolute() or ".." in name.parts or "\\" in member.name:
+        raise UnsafeArchive(f"the login archive holds a path outside the profile: {member.name!r}")
+    if not any(name == PurePosixPath(rel) or PurePosixPath(rel) in name.parents for rel in LOGIN_DIRS):
+        raise UnsafeArchive(f"the login archive holds {member.name!r}, outside the login folders")
 
 
 def remove_locks(profile: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from pathlib import Path
@@ -127,12 +128,31 @@ class WebjsProvider(p.Provider):
             raise p.SessionNotReady(f"account {account_id} has no session in this daemon")
         return session
 
+    async def checkpoint(self, account_id: int) -> bool:
+        session = self.sessions.get(account_id)
+        if session is None or not session.ready or session.closing:
+            return False
+        return await session.checkpoint()
+
+    async def set_deadline(self, deadline: float) -> None:
+        await asyncio.gather(*(s.push_deadline(deadline) for s in list(self.sessions.values())),
+                             return_exceptions=True)
+
     async def send_message(self, account_id: int, message: dict[str, Any]) -> dict[str, Any]:
         session = self._session(account_id)
         args = {"to": message["to"], "body": message.get("body") or "", "msgId": message.get("msg_id"),
-                "quotedId": message.get("quoted_id"),
+                "quotedId": message.get("quoted_id"), "deadline": message.get("deadline"),
                 "media": session.media_payload(message["media"]) if message.get("media") else None}
-        return await session.call("sendMessage", args)
+        try:
+            result = await session.call("sendMessage", args)
+        except Exception as exc:
+            if p.DEADLINE_MARK in str(exc):
+                raise p.LeaseDeadline(p.DEADLINE_MARK) from None
+            raise
+        outcome = (result or {}).get("result")
+        if outcome not in (None, "OK"):  # WhatsApp answered, and said no (ack -1)
+            raise p.SendRefused(f"send_refused: {outcome}")
+        return result
 
     async def download_media(self, account_id: int, wa_message_id: str) -> tuple[bytes, str | None] | None:
         import base64
@@ -145,6 +165,12 @@ class WebjsProvider(p.Provider):
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         return bool(await self._session(account_id).call("numberExists", phone))
+
+    async def resolve_number(self, account_id: int, phone: str) -> str | None:
+        return await self._session(account_id).call("numberExists", phone) or None
+
+    async def send_seen(self, account_id: int, chat_jid: str) -> None:
+        await self._session(account_id).call("sendSeen", chat_jid)
 
     async def list_chats(self, account_id: int) -> list[dict[str, Any]]:
         return await self._session(account_id).call("listChats", 0, timeout=300)

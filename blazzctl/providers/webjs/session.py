@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+import tarfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -44,11 +45,17 @@ class WebjsSession:
         self.closing = False
         self.loaded = False
         self.ready = False
+        self._archiving = asyncio.Lock()  # one checkpoint at a time (periodic, after sends, at close)
         self.logged_out = False  # the phone unlinked us: the profile's login is dead, delete it on close
         self.qr_count = 0
+        self.wa_version: str | None = None
+        self.last_state: str | None = None
+        self.loading_since: float | None = None  # monotonic time the page left the login screens
         self.last_qr_at: float | None = None
         self.qr_lifetime = 20.0
         self.tasks: set[asyncio.Task] = set()
+        self.undecrypted: set[str] = set()  # ids reported as ciphertext and not decrypted yet
+        self._messages = asyncio.Lock()  # message events reach the daemon one at a time, in order
         self._launched: asyncio.Event | None = None  # set when launch() is over; close() waits for it
 
     @property
@@ -109,7 +116,10 @@ class WebjsSession:
         if newest is None or profile.local_archive(self.profile) == (newest.version, newest.checksum):
             return
         plain = archives.load(db, account_id=self.account_id, version=newest.version, key=self.provider.key())
-        profile.unpack(self.profile, plain)
+        try:
+            profile.unpack(self.profile, plain)
+        except (profile.UnsafeArchive, tarfile.TarError) as exc:
+            raise archives.ArchiveError("auth_archive_corrupt", f"the login archive cannot be unpacked: {exc}") from None
         profile.set_local_archive(self.profile, newest.version, newest.checksum)
         log.info("restored login", extra={"account_id": self.account_id, "version": newest.version})
 
@@ -143,6 +153,11 @@ class WebjsSession:
         a = self.account_id
         if kind == "loaded":
             self.loaded = True
+            self.wa_version = data.get("version")
+        elif kind == "incompatible":
+            modules = ", ".join(data.get("modules") or [])
+            await self.emit(p.Failed(a, reason="wa_web_incompatible",
+                                     detail=f"wa_web_incompatible: WhatsApp Web {data.get('version')} lacks {modules}"))
         elif kind == "state":
             await self._on_state(data.get("state"))
         elif kind == "qr":
@@ -154,15 +169,48 @@ class WebjsSession:
             await self._on_synced(data)
         elif kind == "logout":
             await self._logged_out("logged out from the phone")
+        elif kind == "ciphertext":
+            self.undecrypted.add(data.get("id") or "")
+            self.spawn(self._undecrypted_after_timeout(data))
         elif kind == "message":
-            await self.emit(p.MessageEvent(a, message=data))
+            self.undecrypted.discard(data.get("id") or "")
+            async with self._messages:
+                await self.emit(p.MessageEvent(a, message=data))
+        elif kind == "edit":
+            edited = datetime.fromtimestamp(data["t"], timezone.utc) if data.get("t") else None
+            async with self._messages:
+                await self.emit(p.MessageEdited(a, wa_message_id=data.get("id") or "", body=data.get("body") or "",
+                                                edited_at=edited))
+        elif kind == "revoke":
+            async with self._messages:
+                await self.emit(p.MessageRevoked(a, wa_message_id=data.get("id") or ""))
         elif kind == "ack":
             await self.emit(p.AckEvent(a, wa_message_id=data.get("id") or "", ack=int(data.get("ack") or 0)))
+        elif kind == "fenced":
+            log.error("the page passed its lease deadline and left WhatsApp Web",
+                      extra={"account_id": a, "deadline": data.get("deadline")})
+            await self.emit(p.Disconnected(a, reason="lease deadline passed in the page", retry=True))
         elif kind == "error":
             log.warning("bridge error", extra={"account_id": a, **{k: str(v) for k, v in data.items()}})
 
+    async def _undecrypted_after_timeout(self, view: dict) -> None:
+        """A message still undecrypted after ``decrypt_timeout`` is stored as a placeholder
+        (type ciphertext); when it decrypts later, the daemon completes that row."""
+        await asyncio.sleep(self.cfg.decrypt_timeout)
+        if view.get("id") in self.undecrypted:
+            self.undecrypted.discard(view.get("id"))
+            async with self._messages:
+                await self.emit(p.MessageEvent(self.account_id, message=view))
+
     async def _on_state(self, state: str | None) -> None:
         a = self.account_id
+        if state in NEEDS_LOGIN:
+            self.loading_since = None
+        elif self.loading_since is None and not self.ready:
+            if self.last_state is None:  # the first state: watch the loading from now on
+                self.spawn(self._watch_loading(self.cfg.ready_timeout))
+            self.loading_since = time.monotonic()
+        self.last_state = state
         if state == "CONFLICT":
             await self.emit(p.Failed(a, reason="conflict", detail="WhatsApp Web was opened in another browser; "
                                                                   "`blazzctl account connect` takes it back"))
@@ -195,6 +243,16 @@ class WebjsSession:
         expires = datetime.now(timezone.utc) + timedelta(seconds=self.qr_lifetime)
         await self.emit(p.Qr(self.account_id, qr=qr, expires_at=expires, rotation=self.qr_count))
 
+    async def _watch_loading(self, timeout: float) -> None:
+        """A linked page that does not get to ``hasSynced`` within ``timeout`` is restarted (the
+        daemon fails the account after three in a row). Waiting for a QR scan or a code is not loading."""
+        while not self.ready and not self.closing:
+            await asyncio.sleep(min(1.0, timeout))
+            since = self.loading_since
+            if not self.ready and since is not None and time.monotonic() - since >= timeout:
+                await self.emit(p.Disconnected(self.account_id, reason="stuck_loading", retry=True))
+                return
+
     async def _expire_pairing_code(self) -> None:
         """Like ``max_qr`` for QR codes: a code nobody enters does not keep a browser forever."""
         await asyncio.sleep(self.cfg.pairing_timeout)
@@ -209,7 +267,8 @@ class WebjsSession:
         user = me.get("user") or ""
         phone = f"+{user}" if user.isdigit() else (self.spec.phone_number or "")
         await self.emit(p.Authenticated(self.account_id))
-        await self.emit(p.Ready(self.account_id, phone_number=phone, push_name=me.get("pushname")))
+        await self.emit(p.Ready(self.account_id, phone_number=phone, push_name=me.get("pushname"),
+                                wa_version=self.wa_version))
         self.spawn(self._checkpoints())
 
     async def _logged_out(self, why: str) -> None:
@@ -226,6 +285,10 @@ class WebjsSession:
 
     async def checkpoint(self) -> bool:
         """Archive the login into the database (fenced by our lease). False when it was not stored."""
+        async with self._archiving:
+            return await self._checkpoint()
+
+    async def _checkpoint(self) -> bool:
         try:
             plain = await asyncio.to_thread(profile.pack, self.profile)
             version = await asyncio.to_thread(archives.save, self.provider.database, account_id=self.account_id,
@@ -276,6 +339,15 @@ class WebjsSession:
         await asyncio.to_thread(profile.delete, self.profile)
 
     # --- calls into the page -------------------------------------------------------------------
+
+    async def push_deadline(self, deadline: float) -> None:
+        """Tell the page until when our lease holds (wall-clock seconds); past it, it blanks itself."""
+        if self.page is None or self.closing:
+            return
+        try:
+            await asyncio.wait_for(self.page.evaluate("(d) => { window.__blazzDeadline = d; }", deadline), 2)
+        except Exception:  # the page is loading or gone: the next renewal pushes again
+            pass
 
     async def call(self, function: str, *args: Any, timeout: float = 60) -> Any:
         if self.page is None or not self.ready:

@@ -23,8 +23,10 @@ class FakeWhatsAppWeb:
     """The fake served on 127.0.0.1; python methods mirror the JSON control API."""
 
     def __init__(self, port: int = 0, ref_interval: float = 20.0, host: str = "127.0.0.1",
-                 qr_idle_after: int = 0, verbose: bool = False):
+                 qr_idle_after: int = 0, verbose: bool = False, behaviours: dict | None = None):
         self.world = FakeWorld(ref_interval=ref_interval, qr_idle_after=qr_idle_after)
+        if behaviours:
+            self.world.behave(**behaviours)
         self._address, self._verbose = (host, port), verbose
         self._httpd: FakeHTTPServer | None = None
         self._stop = threading.Event()
@@ -64,6 +66,9 @@ class FakeWhatsAppWeb:
     def deliver(self, phone: str, from_: str, body: str = "", **kw) -> dict:
         return self.world.deliver(phone, from_, body, **kw)
 
+    def seen(self, phone: str) -> list[str]:
+        return self.world.seen(phone)
+
     def sent(self, phone: str) -> list[dict]:
         return self.world.sent(phone)
 
@@ -96,6 +101,34 @@ class FakeWhatsAppWeb:
 
     def waiting_qrs(self) -> list[str]:
         return self.world.waiting_qrs()
+
+    def decrypt(self, phone: str, id: str) -> dict:
+        return self.world.decrypt(phone, id)
+
+    def edit(self, phone: str, id: str, body: str) -> dict:
+        return self.world.edit(phone, id, body)
+
+    def revoke(self, phone: str, id: str) -> dict:
+        return self.world.revoke(phone, id)
+
+    def reveal_phone(self, phone: str, sender: str) -> dict:
+        return self.world.reveal_phone(phone, sender)
+
+    def set_canonical(self, typed: str, canonical: str | None) -> dict:
+        return self.world.set_canonical(typed, canonical)
+
+    def stall_sync(self, phone: str, value: bool = True) -> dict:
+        return self.world.stall_sync(phone, value)
+
+    def refuse(self, to: str, value: bool = True) -> dict:
+        return self.world.refuse(to, value)
+
+    def drop_module(self, module: str, value: bool = True) -> dict:
+        return self.world.drop_module(module, value)
+
+    def behave(self, **changes) -> dict:
+        """Turn WhatsApp Web behaviours (``DEFAULT_BEHAVIOURS`` in world.py) on or off."""
+        return self.world.behave(**changes)
 
     def state(self) -> dict:
         return self.world.snapshot()

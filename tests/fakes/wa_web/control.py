@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 import time
 
 from tests.fakes.wa_web import seed
-from tests.fakes.wa_web.world import ControlError, Device, World, normalize_phone
+from tests.fakes.wa_web.world import DEFAULT_BEHAVIOURS, ControlError, Device, World, is_odd, normalize_phone
 
 SOCKET_STATES = {"CONFLICT", "CONNECTED", "DEPRECATED_VERSION", "OPENING", "PAIRING", "PROXYBLOCK",
                  "SMB_TOS_BLOCK", "TIMEOUT", "TOS_BLOCK", "UNLAUNCHED", "UNPAIRED", "UNPAIRED_IDLE"}
@@ -74,11 +75,16 @@ class FakeWorld(World):
 
     # ----- messages -----------------------------------------------------------------------------
     def deliver(self, phone: str, from_: str, body: str = "", *, id: str | None = None, type: str | None = None,
-                group: str | None = None, quoted: str | None = None, media: dict | None = None, **extra) -> dict:
+                group: str | None = None, quoted: str | None = None, media: dict | None = None,
+                lid: bool | None = None, decrypt_after: float | None = None, hold: bool = False, **extra) -> dict:
         """An incoming message to linked account ``phone`` from ``from_`` (in ``group`` when given).
 
         ``media={"mimetype", "data" (base64), "filename"?}`` makes a media message whose caption is
         ``body``; the page can download the bytes with ``downloadAndMaybeDecrypt({directPath})``.
+        ``lid``: the sender writes from its LID with no phone known to the page (default: the
+        ``lid_senders`` rule). The message arrives as ``ciphertext`` and decrypts ``decrypt_after``
+        seconds later (default ``decrypt_delay``; 0: arrives decrypted); ``hold`` keeps it
+        undecrypted until :meth:`decrypt`.
         """
         phone, sender = normalize_phone(phone), normalize_phone(from_, "from")
         if media is not None:
@@ -86,24 +92,151 @@ class FakeWorld(World):
             type = type or media_type_of(media["mimetype"])
             body, extra["caption"] = "", body
         type = type or "chat"
+        b = self.behaviours
+        as_lid = (b["lid_senders"] and is_odd(sender)) if lid is None else bool(lid)
+        sender_lid = f"{seed.lid_for(sender)}@lid"
         with self.cond:
             acc = self._account(phone)
-            author = f"{sender}@c.us" if group else None
-            remote = self._group_jid(acc, group, author) if group else f"{sender}@c.us"
+            meta = self._group(acc, group) if group else None
+            lid_group = bool(meta and meta["isLidAddressingMode"])
+            sender_jid = sender_lid if (as_lid or lid_group) else f"{sender}@c.us"
+            author = sender_jid if group else None
+            if meta is not None:
+                self._add_participant(meta, sender_jid)
+            remote = meta["id"] if meta else sender_jid
             if not group:
                 self._ensure_chat(acc, remote, extra.get("notifyName") or f"+{sender}")
             mid = id or secrets.token_hex(16).upper()
+            delay = b["decrypt_delay"] if decrypt_after is None else float(decrypt_after)
             msg = {"id": {"fromMe": False, "remote": remote, "id": mid, "participant": author},
                    "from": remote, "to": f"{phone}@c.us", "author": author, "body": body, "type": type,
                    "t": int(time.time()), "ack": 0, "notifyName": extra.pop("notifyName", f"Sender {sender[-4:]}"),
                    "quotedStanzaID": quoted, **{k: v for k, v in extra.items() if v is not None}}
             acc.data["messages"].append(msg)
-            event = {"type": "message", "message": msg}
-            if group:
-                event["group"] = next(g for g in acc.data["groups"] if g["id"] == remote)
+            # what the page may know: the sender's phone, unless it writes as a LID-only sender
+            mapping = None if as_lid else {"lid": sender_lid, "pn": f"{sender}@c.us"}
+            if mapping:
+                self._know_contact(acc, sender, sender_lid)
+            elif not any(c["id"] == sender_lid for c in acc.data["contacts"]):
+                acc.data["contacts"].append({"id": sender_lid, "name": None, "shortName": None,
+                                             "pushname": msg["notifyName"], "isMyContact": False,
+                                             "isBusiness": False, "isEnterprise": False})
+            event = {"type": "message", "message": msg, "mapping": mapping,
+                     "decrypt_after": -1 if hold else max(0.0, delay)}
+            if meta is not None:
+                event["group"] = meta
             self._push_account(phone, event)
             serialized = f"false_{remote}_{mid}" + (f"_{author}" if author else "")
             return {**msg, "_serialized": serialized}
+
+    def _know_contact(self, acc, user: str, lid: str) -> None:
+        jid = f"{user}@c.us"
+        for c in acc.data["contacts"]:
+            if c["id"] == jid:
+                c["lid"] = lid
+                return
+        acc.data["contacts"].append({"id": jid, "name": None, "shortName": None, "pushname": None,
+                                     "isMyContact": False, "isBusiness": False, "isEnterprise": False, "lid": lid})
+
+    def _message(self, acc, id: str) -> dict:
+        """The stored message (incoming or sent) whose serialized or bare id is ``id``."""
+        for m in reversed(acc.data["messages"]):
+            i = m.get("id") or {}
+            serialized = f"{str(bool(i.get('fromMe'))).lower()}_{i.get('remote')}_{i.get('id')}" + (
+                f"_{i['participant']}" if i.get("participant") else "")
+            if id in (i.get("id"), serialized):
+                return m
+        raise ControlError(404, "unknown_message", f"account +{acc.phone} has no message {id!r}")
+
+    @staticmethod
+    def _serialized(m: dict) -> str:
+        i = m["id"]
+        return (f"{str(bool(i.get('fromMe'))).lower()}_{i['remote']}_{i['id']}"
+                + (f"_{i['participant']}" if i.get("participant") else ""))
+
+    def decrypt(self, phone: str, id: str) -> dict:
+        """A held ``ciphertext`` message decrypts now (its type changes)."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            m = self._message(self._account(phone), id)
+            self._push_account(phone, {"type": "decrypt", "id": self._serialized(m)})
+            return {"id": self._serialized(m)}
+
+    def edit(self, phone: str, id: str, body: str) -> dict:
+        """The author edits message ``id`` (ours or theirs): its body (caption for media) changes."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            m = self._message(self._account(phone), id)
+            previous = m.get("caption") if m.get("directPath") else m.get("body")
+            m["caption" if m.get("directPath") else "body"] = body
+            self._push_account(phone, {"type": "edit", "id": self._serialized(m), "body": body})
+            return {"id": self._serialized(m), "body": body, "previous": previous}
+
+    def revoke(self, phone: str, id: str) -> dict:
+        """The author deletes message ``id`` for everyone: its type becomes ``revoked``."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            m = self._message(self._account(phone), id)
+            m.update(type="revoked", body="")
+            self._push_account(phone, {"type": "revoke", "id": self._serialized(m)})
+            return {"id": self._serialized(m)}
+
+    def reveal_phone(self, phone: str, sender: str) -> dict:
+        """WhatsApp tells the page the phone number of LID-only ``sender`` (getPhoneNumber knows it)."""
+        phone, user = normalize_phone(phone), normalize_phone(sender, "sender")
+        lid = f"{seed.lid_for(user)}@lid"
+        with self.cond:
+            acc = self._account(phone)
+            self._know_contact(acc, user, lid)
+            self._push_account(phone, {"type": "lid-map", "lid": lid, "pn": f"{user}@c.us"})
+            return {"lid": lid, "pn": f"{user}@c.us"}
+
+    def set_canonical(self, typed: str, canonical: str | None) -> dict:
+        """Number ``typed`` exists on WhatsApp as ``canonical`` (None: as itself again)."""
+        typed = normalize_phone(typed)
+        with self.cond:
+            if canonical is None:
+                self.canonical.pop(typed, None)
+            else:
+                self.canonical[typed] = normalize_phone(canonical, "canonical")
+            return {"typed": typed, "canonical": self.canonical.get(typed, typed)}
+
+    def refuse(self, to: str, value: bool = True) -> dict:
+        """The server refuses (ack -1, messageSendResult ERROR) sends to chat id ``to``."""
+        with self.cond:
+            (self.refused.add if value else self.refused.discard)(str(to))
+            return {"to": str(to), "refused": value}
+
+    def drop_module(self, module: str, value: bool = True) -> dict:
+        """A WhatsApp Web build without ``module``: pages loaded from now on lack it, live pages lose it."""
+        if not re.fullmatch(r"WA\w+", str(module)):
+            raise ControlError(400, "invalid_module", "a module name looks like WAWebSendMsgChatAction")
+        with self.cond:
+            (self.dropped_modules.add if value else self.dropped_modules.discard)(module)
+            if value:
+                for conn in self.conns.values():
+                    self._push(conn.events, {"type": "drop-module", "module": module})
+            return {"module": module, "dropped": value}
+
+    def stall_sync(self, phone: str, value: bool = True) -> dict:
+        """Pages of ``phone`` that connect from now on never finish loading (hasSynced stays false)."""
+        phone = normalize_phone(phone)
+        with self.cond:
+            (self.stalled.add if value else self.stalled.discard)(phone)
+            return {"phone": phone, "stalled": value}
+
+    def behave(self, **changes) -> dict:
+        """Turn behaviours of DEFAULT_BEHAVIOURS on or off; live pages follow at once."""
+        unknown = set(changes) - set(DEFAULT_BEHAVIOURS)
+        if unknown:
+            raise ControlError(400, "unknown_behaviour", f"behaviours are {sorted(DEFAULT_BEHAVIOURS)}; "
+                                                         f"not {sorted(unknown)}")
+        with self.cond:
+            for key, value in changes.items():
+                self.behaviours[key] = float(value) if key == "decrypt_delay" else bool(value)
+            for conn in self.conns.values():
+                self._push(conn.events, {"type": "behaviours", "behaviours": dict(self.behaviours)})
+            return dict(self.behaviours)
 
     def _incoming_media(self, media: dict) -> dict:
         if not isinstance(media, dict) or not media.get("mimetype") or media.get("data") is None:
@@ -122,19 +255,29 @@ class FakeWorld(World):
         if not any(c["id"] == jid for c in acc.data["chats"]):
             acc.data["chats"].append({"id": jid, "name": name, "t": int(time.time()), "unreadCount": 0})
 
-    def _group_jid(self, acc, group: str, author: str) -> str:
+    def _group(self, acc, group: str) -> dict:
         gid = group if "@" in group else f"{group}@g.us"
         meta = next((g for g in acc.data["groups"] if g["id"] == gid), None)
         if meta is None:
-            me = f"{acc.phone}@c.us"
+            lid_mode = bool(self.behaviours["lid_senders"] and is_odd(gid.split("@")[0]))
+            me = f"{seed.lid_for(acc.phone)}@lid" if lid_mode else f"{acc.phone}@c.us"
             meta = {"id": gid, "subject": f"Group {gid.split('@')[0][-4:]}", "owner": me,
                     "creation": int(time.time()), "desc": "", "announce": False, "restrict": False,
+                    "isLidAddressingMode": lid_mode,
                     "participants": [{"id": me, "isAdmin": True, "isSuperAdmin": True}]}
             acc.data["groups"].append(meta)
             self._ensure_chat(acc, gid, meta["subject"])
-        if not any(p["id"] == author for p in meta["participants"]):
-            meta["participants"].append({"id": author, "isAdmin": False, "isSuperAdmin": False})
-        return gid
+        return meta
+
+    @staticmethod
+    def _add_participant(meta: dict, jid: str) -> None:
+        if not any(p["id"] == jid for p in meta["participants"]):
+            meta["participants"].append({"id": jid, "isAdmin": False, "isSuperAdmin": False})
+
+    def seen(self, phone: str) -> list[str]:
+        """The chat ids account ``phone`` sent read receipts for, oldest first."""
+        with self.cond:
+            return list(self._account(normalize_phone(phone)).seen)
 
     def sent(self, phone: str) -> list[dict]:
         with self.cond:
@@ -255,7 +398,8 @@ class FakeWorld(World):
         with self.cond:
             return {
                 "ref_interval": self.ref_interval, "slow_boot": self.slow_boot,
-                "not_on_whatsapp": sorted(self.not_on_whatsapp),
+                "not_on_whatsapp": sorted(self.not_on_whatsapp), "behaviours": dict(self.behaviours),
+                "canonical": dict(self.canonical),
                 "accounts": {p: {"pushname": a.pushname, "chats": len(a.data["chats"]),
                                  "contacts": len(a.data["contacts"]), "groups": len(a.data["groups"]),
                                  "messages": len(a.data["messages"]), "sent": len(a.sent), "heap_mb": a.heap_mb,
@@ -263,7 +407,7 @@ class FakeWorld(World):
                                               "logged_out": d.logged_out, "pending_events": len(d.events)}
                                              for d in self.devices.values() if d.phone == p]}
                              for p, a in self.accounts.items()},
-                "pages": [{"conn": c.id, "state": c.state, "alive": c.alive(now), "linked": bool(c.token),
+                "pages": [{"conn": c.id, "state": c.state, "alive": c.alive(now), "closed": c.closed_at is not None, "linked": bool(c.token),
                            "ref": c.refs[-1][0] if c.refs and not c.token else None, "qr": self._qr_of(c),
                            "refs_issued": len(c.refs),
                            "ref_expires_at": (c.refs[-1][1] + self.ref_interval) if c.refs and not c.token else None,

@@ -26,6 +26,7 @@ def _control_routes(world: FakeWorld) -> dict:
         ("POST", "/control/message"): lambda body, q: world.deliver(
             _need(body, "phone"), _need(body, "from"), body.get("body", ""),
             **{k: v for k, v in body.items() if k not in ("phone", "from", "body")}),
+        ("GET", "/control/seen"): lambda body, q: {"phone": q.get("phone"), "chats": world.seen(_need(q, "phone"))},
         ("GET", "/control/sent"): lambda body, q: {"phone": q.get("phone"), "messages": world.sent(_need(q, "phone"))},
         ("POST", "/control/ack"): lambda body, q: world.ack(_need(body, "phone"), str(_need(body, "id")),
                                                             _int(_need(body, "ack"), "ack")),
@@ -41,6 +42,20 @@ def _control_routes(world: FakeWorld) -> dict:
                                                                               str(_need(body, "state"))),
         ("POST", "/control/ref-interval"): lambda body, q: world.set_ref_interval(_num(_need(body, "seconds"), "seconds")),
         ("GET", "/control/state"): lambda body, q: world.snapshot(),
+        ("POST", "/control/decrypt"): lambda body, q: world.decrypt(_need(body, "phone"), str(_need(body, "id"))),
+        ("POST", "/control/edit"): lambda body, q: world.edit(_need(body, "phone"), str(_need(body, "id")),
+                                                              str(body.get("body", ""))),
+        ("POST", "/control/revoke"): lambda body, q: world.revoke(_need(body, "phone"), str(_need(body, "id"))),
+        ("POST", "/control/reveal-phone"): lambda body, q: world.reveal_phone(_need(body, "phone"),
+                                                                              _need(body, "sender")),
+        ("POST", "/control/canonical"): lambda body, q: world.set_canonical(_need(body, "typed"),
+                                                                            body.get("canonical")),
+        ("POST", "/control/behaviour"): lambda body, q: world.behave(**body),
+        ("POST", "/control/stall-sync"): lambda body, q: world.stall_sync(_need(body, "phone"),
+                                                                          bool(body.get("value", True))),
+        ("POST", "/control/refuse"): lambda body, q: world.refuse(str(_need(body, "to")), bool(body.get("value", True))),
+        ("POST", "/control/drop-module"): lambda body, q: world.drop_module(str(_need(body, "module")),
+                                                                            bool(body.get("value", True))),
     }
 
 
@@ -53,10 +68,12 @@ def _page_routes(world: FakeWorld) -> dict:
         ("GET", "/api/sync"): lambda body, q: world.sync(_need(q, "conn")),
         ("POST", "/api/takeover"): lambda body, q: world.takeover(_need(body, "conn")),
         ("POST", "/api/logout"): lambda body, q: world.page_logout(_need(body, "conn")),
+        ("POST", "/api/bye"): lambda body, q: world.page_closed(_need(body, "conn")),
         ("POST", "/api/refresh-qr"): lambda body, q: world.refresh_qr(_need(body, "conn")),
         ("POST", "/api/pair-code"): lambda body, q: world.pair_code(_need(body, "conn"), _need(body, "phone")),
         ("GET", "/api/exists"): lambda body, q: world.exists(_need(q, "number")),
         ("POST", "/api/send"): lambda body, q: world.page_send(_need(body, "conn"), _need(body, "msg")),
+        ("POST", "/api/seen"): lambda body, q: world.page_seen(_need(body, "conn"), _need(body, "chat")),
     }
 
 
@@ -142,7 +159,10 @@ class Handler(BaseHTTPRequestHandler):
         if name == "app.js" and world.slow_boot:
             time.sleep(world.slow_boot)  # the page's bundle is slow: window.Debug.VERSION appears late
         ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-        self._send(200, file.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") or
+        data = file.read_bytes()
+        if name == "wa-modules.js":  # this "build" lacks the dropped modules
+            data = f"window.__waDropped = {json.dumps(sorted(world.dropped_modules))};\n".encode() + data
+        self._send(200, data, ctype + ("; charset=utf-8" if ctype.startswith("text/") or
                                                     ctype.endswith("javascript") else ""))
 
     def _json(self, status: int, payload) -> None:

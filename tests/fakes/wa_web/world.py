@@ -22,6 +22,38 @@ PAIR_ALPHABET = "ABCDEFGHJKLMNPQRSTVWXYZ123456789"
 POLL_WAIT = 20.0
 CONN_GONE_AFTER = 30.0
 
+# How the fake behaves like WhatsApp Web by default (each can be turned off for focused tests:
+# ``FakeWhatsAppWeb(behaviours={...})``, ``fake.behave(**kw)``, ``POST /control/behaviour``).
+DEFAULT_BEHAVIOURS = {
+    # seconds a new incoming message stays type `ciphertext` (no body) before `change:type`; 0: never
+    "decrypt_delay": 0.3,
+    # senders whose number ends in an odd digit write from a `<lid>@lid` chat, their phone unknown
+    # to the page; groups whose id ends in an odd digit are in LID addressing mode
+    "lid_senders": True,
+    # the send path refuses a `@lid` chat or a LID-addressing group without the own LID as `from`
+    "lid_sender_required": True,
+    # Brazil's 9th digit and Mexico's 1: queryWidExists answers another (canonical) id, and
+    # findOrCreateLatestChat of a `@c.us` id whose LID the page does not know throws `No LID for user`
+    "canonical_ids": True,
+    # our own sends appear in `Msg` as WhatsApp Web adds them (`add` with isNewMsg, then ack and
+    # the server's timestamp); off: added silently
+    "echo": True,
+}
+
+
+def is_odd(user: str) -> bool:
+    return user[-1:] in ("1", "3", "5", "7", "9")
+
+
+def canonical_of(user: str) -> str:
+    """The id WhatsApp registered a typed number under: BR 55+DDD+9+8 digits → without the 9,
+    MX 52+10 digits → 521+10 digits; every other number is itself."""
+    if m := re.fullmatch(r"55(\d\d)9(\d{8})", user):
+        return f"55{m[1]}{m[2]}"
+    if m := re.fullmatch(r"52(\d{10})", user):
+        return f"521{m[1]}"
+    return user
+
 
 class ControlError(Exception):
     def __init__(self, status: int, code: str, message: str):
@@ -74,8 +106,11 @@ class Conn:
     pair_phone: str | None = None
     last_seen: float = field(default_factory=time.time)
     polling: int = 0
+    closed_at: float | None = None  # the page unloaded: its connection closed, as a WebSocket's would
 
     def alive(self, now: float) -> bool:
+        if self.closed_at is not None:
+            return False
         return self.polling > 0 or now - self.last_seen < CONN_GONE_AFTER
 
 
@@ -85,6 +120,7 @@ class Account:
     pushname: str
     data: dict = field(default_factory=lambda: {"contacts": [], "chats": [], "groups": [], "messages": []})
     sent: list = field(default_factory=list)
+    seen: list = field(default_factory=list)  # chat ids the account sent read receipts for (sendSeen)
     heap_mb: float = 0.0
 
 
@@ -99,6 +135,11 @@ class World:
         self.conns: dict[str, Conn] = {}
         self.not_on_whatsapp: set[str] = set()
         self.uploads: dict[str, dict] = {}
+        self.behaviours = dict(DEFAULT_BEHAVIOURS)
+        self.canonical: dict[str, str] = {}  # typed number → canonical id (explicit, any country)
+        self.refused: set[str] = set()  # chat ids whose sends the server refuses (ack -1)
+        self.dropped_modules: set[str] = set()  # modules a "newer WhatsApp Web build" no longer has
+        self.stalled: set[str] = set()  # accounts whose pages never finish loading (no hasSynced)
         self._seq = itertools.count(1)
 
     # ----- helpers -------------------------------------------------------------------------
@@ -187,7 +228,8 @@ class World:
             data = acc.data
             return {"me": acc.phone, "lid": seed.lid_for(acc.phone), "pushname": acc.pushname,
                     "platform": "android", "contacts": data["contacts"], "chats": data["chats"],
-                    "groups": data["groups"], "heap_mb": acc.heap_mb,
+                    "groups": data["groups"], "heap_mb": acc.heap_mb, "behaviours": dict(self.behaviours),
+                    "stall": acc.phone in self.stalled,
                     "messages": [m for m in data["messages"] if m["id"]["id"] not in pending]}
 
     def takeover(self, conn_id: str) -> dict:
@@ -201,6 +243,16 @@ class World:
                 self._push(self.conns[previous].events, {"type": "conflict"})
             conn.state = "CONNECTED"
             return {"state": "CONNECTED", "device_after": dev.acked}
+
+    def page_closed(self, conn_id: str) -> dict:
+        """The page went away (navigated, closed): its connection ends at once, as WhatsApp's
+        WebSocket does, rather than timing out."""
+        with self.cond:
+            conn = self.conns.get(conn_id)
+            if conn is not None and conn.closed_at is None:
+                conn.closed_at = time.time()
+                self.cond.notify_all()
+            return {"ok": conn is not None}
 
     def page_logout(self, conn_id: str) -> dict:
         with self.cond:
@@ -229,9 +281,16 @@ class World:
             conn.pair_phone = phone
             return {"code": conn.pair_code}
 
+    def canonical_user(self, user: str) -> str:
+        if user in self.canonical:
+            return self.canonical[user]
+        return canonical_of(user) if self.behaviours["canonical_ids"] else user
+
     def exists(self, number: str) -> dict:
         user = normalize_phone(number, "number")
-        return {"exists": user not in self.not_on_whatsapp, "user": user}
+        canonical = self.canonical_user(user)
+        on = user not in self.not_on_whatsapp and canonical not in self.not_on_whatsapp
+        return {"exists": on, "user": canonical, "lid": seed.lid_for(canonical)}
 
     def page_send(self, conn_id: str, msg: dict) -> dict:
         with self.cond:
@@ -241,15 +300,24 @@ class World:
                 raise ControlError(409, "not_connected", "this page is not the connected device")
             acc = self._account(dev.phone)
             to_user = str(msg.get("to", "")).split("@", 1)[0]
-            ok = str(msg.get("to", "")).endswith("@g.us") or to_user not in self.not_on_whatsapp
+            ok = (str(msg.get("to", "")).endswith("@g.us") or to_user not in self.not_on_whatsapp) and \
+                str(msg.get("to", "")) not in self.refused
             record = {"id": msg.get("id"), "msg_id": msg.get("msg_id"), "to": msg.get("to"), "body": msg.get("body"),
                       "type": msg.get("type", "chat"), "caption": msg.get("caption"),
                       "quoted_id": msg.get("quotedStanzaID"), "mentions": msg.get("mentionedJidList") or [],
                       "media": msg.get("media"), "t": msg.get("t"), "ack": 1 if ok else -1,
-                      "error": None if ok else "not_on_whatsapp"}
+                      "error": None if ok else "refused" if msg.get("to") in self.refused else "not_on_whatsapp"}
             acc.sent.append(record)
             acc.data["messages"].append({**msg.get("raw", {}), "ack": record["ack"]})
             return {"ack": record["ack"], "error": record["error"]}
+
+    def page_seen(self, conn_id: str, chat: str) -> dict:
+        with self.cond:
+            dev = self.devices.get(self._conn(conn_id).token or "")
+            if dev is None or dev.logged_out:
+                raise ControlError(409, "not_connected", "this page is not linked")
+            self._account(dev.phone).seen.append(str(chat))
+            return {"ok": True}
 
     def upload(self, data: bytes, mimetype: str) -> dict:
         filehash = base64.b64encode(hashlib.sha256(data).digest()).decode()

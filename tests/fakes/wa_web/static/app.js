@@ -90,7 +90,7 @@
     if (GroupMetadata.get(g.id)) return;
     GroupMetadata.add({ id: createWid(g.id), subject: g.subject, owner: createWid(g.owner), creation: g.creation,
                         desc: g.desc, descId: app.hex(8), announce: !!g.announce, restrict: !!g.restrict,
-                        memberAddMode: false, membershipApprovalRequests: [], isLidAddressingMode: false,
+                        memberAddMode: false, membershipApprovalRequests: [], isLidAddressingMode: !!g.isLidAddressingMode,
                         participants: g.participants });
   }
 
@@ -141,6 +141,7 @@
       throw err;
     }
     app.meLid = createWid(`${data.lid}@lid`);
+    if (data.behaviours) app.behaviours = data.behaviours;
     app.lidMap.set(login.phone, data.lid);
     app.pnMap.set(data.lid, login.phone);
     app.Conn.set({ pushname: data.pushname, platform: data.platform });
@@ -152,6 +153,7 @@
     app.Offline.progress = 100;
     app.Cmd.trigger("offline_progress_update_from_bridge");
     await sleep(200);
+    if (data.stall) return;  // stuck at the loading screen (control: stall-sync)
     app.Socket.set({ hasSynced: true });
     render();
   }
@@ -177,11 +179,47 @@
   };
   app.showPairingCode = (code) => { document.getElementById("code").textContent = `${code.slice(0, 4)}-${code.slice(4)}`; };
 
-  function incoming(m, group) {
+  function learn(mapping) {
+    if (!mapping) return;
+    const lid = mapping.lid.split("@")[0], pn = mapping.pn.split("@")[0];
+    app.lidMap.set(pn, lid); app.pnMap.set(lid, pn);
+    const contact = Contact.get(mapping.lid);
+    if (contact) contact.set({ phoneNumber: createWid(mapping.pn) });
+  }
+
+  // The envelope a `ciphertext` message has before it decrypts; everything else arrives with `change:type`.
+  const ENVELOPE = ["id", "from", "to", "author", "t", "ack", "isNewMsg", "self", "notifyName", "star", "broadcast",
+                    "isForwarded", "forwardingScore", "mentionedJidList"];
+  app.pendingDecrypt = new Map();
+
+  function decryptNow(id) {
+    const pending = app.pendingDecrypt.get(id), model = Msg.get(id);
+    if (!pending || !model) return;
+    app.pendingDecrypt.delete(id);
+    const { type, ...rest } = pending;
+    model.set({ ...rest, type });  // `type` last: change:type fires once the rest is in place
+  }
+
+  function incoming(m, group, mapping, decryptAfter) {
     if (group) addGroup(group);
-    const existing = Msg.get(`false_${m.id.remote}_${m.id.id}` + (m.id.participant ? `_${m.id.participant}` : ""));
+    learn(mapping);
+    const serialized = `false_${m.id.remote}_${m.id.id}` + (m.id.participant ? `_${m.id.participant}` : "");
+    const existing = Msg.get(serialized);
     addChat({ id: m.id.remote, name: m.notifyName, t: m.t, unreadCount: 0 });
-    const { model, chat } = app.addMessage(msgAttrs(m, true), existing ? { redeliver: true } : undefined);
+    const sender = m.author || m.from;
+    if (sender && !Contact.get(sender)) {
+      Contact.add({ id: createWid(sender), pushname: m.notifyName, isMyContact: false, type: "in", labels: [],
+                    phoneNumber: mapping ? createWid(mapping.pn) : undefined });
+    }
+    let attrs = msgAttrs(m, true);
+    if (!existing && decryptAfter !== 0 && decryptAfter !== undefined) {
+      const envelope = {}, rest = {};
+      for (const [k, v] of Object.entries(attrs)) (ENVELOPE.includes(k) ? envelope : rest)[k] = v;
+      app.pendingDecrypt.set(serialized, rest);
+      attrs = { ...envelope, type: "ciphertext" };
+      if (decryptAfter > 0) setTimeout(() => decryptNow(serialized), decryptAfter * 1000);
+    }
+    const { model, chat } = app.addMessage(attrs, existing ? { redeliver: true } : undefined);
     chat.set({ t: model.t, lastReceivedKey: model.id, unreadCount: (chat.unreadCount || 0) + 1 });
   }
 
@@ -196,7 +234,17 @@
         await becomeConnected(login, true);
         break;
       }
-      case "message": incoming(ev.message, ev.group); break;
+      case "message": incoming(ev.message, ev.group, ev.mapping, ev.decrypt_after); break;
+      case "decrypt": decryptNow(ev.id); break;
+      case "edit": {  // the edit markers first, so a listener of change:body sees them
+        const m = Msg.get(ev.id);
+        if (m) m.set({ latestEditSenderTimestampMs: Date.now(), ...(m.directPath ? { caption: ev.body } : { body: ev.body }) });
+        break;
+      }
+      case "revoke": { const m = Msg.get(ev.id); if (m) m.set({ body: "", caption: undefined, type: "revoked" }); break; }
+      case "lid-map": learn(ev); break;
+      case "behaviours": app.behaviours = ev.behaviours; break;
+      case "drop-module": app.dropModule(ev.module); break;
       case "ack": { const m = Msg.get(ev.id); if (m) m.set({ ack: ev.ack }); break; }
       case "logout": return loggedOut("phone");
       case "conflict": app.Socket.set({ state: "CONFLICT" }); break;
@@ -232,6 +280,11 @@
       }
     }
   }
+
+  // Leaving the page closes WhatsApp's connection at once (a WebSocket ends with its document).
+  addEventListener("pagehide", () => {
+    if (app.conn) navigator.sendBeacon("/api/bye", JSON.stringify({ conn: app.conn }));
+  });
 
   async function boot() {
     app.Socket.set({ state: "OPENING" });

@@ -6,6 +6,8 @@
   // Shared with app.js: the page connection, the signed-in user and the server API.
   const app = {
     conn: null, me: null, meLid: null, keys: null, lidMap: new Map(), pnMap: new Map(),
+    // DEFAULT_BEHAVIOURS of world.py; the server sends the current ones at sync and on change
+    behaviours: { decrypt_delay: 0.3, lid_senders: true, lid_sender_required: true, canonical_ids: true, echo: true },
     async api(method, path, body) {
       const res = await fetch(path, {
         method, headers: body ? { "Content-Type": "application/json" } : {},
@@ -113,6 +115,12 @@
   async function findOrCreateLatestChat(wid) {
     wid = createWid(wid);
     let chat = Chat.get(wid);
+    // WhatsApp Web addresses users by LID since 2025: a phone-number chat needs the user's LID,
+    // known from contacts, earlier messages or queryWidExists (toUserLidOrThrow).
+    if (!chat && app.behaviours.canonical_ids && wid.server === "c.us" && !app.lidMap.has(wid.user) &&
+        !(app.me && wid.user === app.me.user)) {
+      throw new Error("No LID for user");
+    }
     if (!chat) {
       const contact = Contact.get(wid);
       chat = Chat.add({ id: wid, name: contact && (contact.name || contact.pushname), t: Math.floor(Date.now() / 1000),
@@ -155,9 +163,14 @@
     attrs.id = attrs.id instanceof MsgKey ? attrs.id : new MsgKey(attrs.id);
     for (const k of ["from", "to", "author"]) if (attrs[k]) attrs[k] = createWid(attrs[k]);
     delete attrs.mediaBlob;
+    const meta = chat.isGroup ? GroupMetadata.get(chat.id) : undefined;
+    if (app.behaviours.lid_sender_required && (chat.id.isLid() || (meta && meta.isLidAddressingMode)) &&
+        idOf(attrs.from) !== idOf(app.meLid)) {
+      throw new Error("a LID chat needs the own LID as sender");
+    }
     Object.assign(attrs, { ack: attrs.ack === undefined ? 0 : attrs.ack, isNewMsg: true, local: true, self: "out", t: attrs.t || Math.floor(Date.now() / 1000) });
-    const { model } = addMessage(attrs);
-    chat.set({ t: model.t });
+    const { model } = addMessage(attrs, app.behaviours.echo ? undefined : { silent: true });
+    chat.set({ t: model.t, lastReceivedKey: model.id });
     const msgPromise = Promise.resolve(model);
     const sendPromise = app.api("POST", "/api/send", { conn: app.conn, msg: {
       id: model.id._serialized, msg_id: model.id.id, to: model.id.remote._serialized, body: model.body,
@@ -172,6 +185,7 @@
   async function sendSeen(arg) {
     const chat = arg && arg.chat ? arg.chat : arg;
     if (chat && chat.set) chat.set({ unreadCount: 0 });
+    if (chat && chat.id) await app.api("POST", "/api/seen", { conn: app.conn, chat: idOf(chat.id) });  // the read receipt
     return true;
   }
 
@@ -181,7 +195,8 @@
     const r = await app.api("GET", `/api/exists?number=${encodeURIComponent(wid.user)}`);
     if (!r.exists) return null;
     const user = createWid(`${r.user}@c.us`);
-    return { wid: user, lid: createWid(`${app.lidFor(r.user)}@lid`) };
+    app.lidMap.set(r.user, r.lid); app.pnMap.set(r.lid, r.user);  // now known locally
+    return { wid: user, lid: createWid(`${r.lid}@lid`) };
   }
 
   // ----- media -----------------------------------------------------------------------------
@@ -315,7 +330,13 @@
     WAWebContactGetters: contactGetters,
     WAWebFrontendContactGetters: { getIsMyContact: contactGetters.getIsMyContact },
     WAWebApiContact: {
-      getCurrentLid: (w) => { const u = createWid(w); return u.isLid() ? u : createWid(`${app.lidFor(u.user)}@lid`); },
+      getCurrentLid: (w) => {
+        const u = createWid(w);
+        if (u.isLid()) return u;
+        const known = app.lidMap.get(u.user);
+        if (known) return createWid(`${known}@lid`);
+        return app.behaviours.canonical_ids ? null : createWid(`${app.lidFor(u.user)}@lid`);
+      },
       getPhoneNumber: (w) => { const u = createWid(w); if (!u.isLid()) return u; const pn = app.pnMap.get(u.user); return pn ? createWid(`${pn}@c.us`) : undefined; },
     },
     WALinkify: { findLink: (t) => findLinks(t)[0] || null, findLinks },
@@ -336,6 +357,9 @@
     WAWebPhoneUtils: { formattedPhoneNumber: (n) => `+${String(n).replace(/\D/g, "")}` },
     WAPhoneFindCC: { findCC },
   };
+
+  for (const name of window.__waDropped || []) delete MODULES[name];
+  app.dropModule = (name) => { delete MODULES[name]; };
 
   window.require = function (name) {
     const mod = MODULES[name];

@@ -1,0 +1,93 @@
+"""The FastAPI application: settings, database, API keys, error handlers, routers and /health."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from blazzctl import __version__
+from blazzctl.api import errors
+from blazzctl.api.auth import Keys
+
+DESCRIPTION = """The HTTP API of blazz: the same rows, service functions and JSON shapes as `blazzctl --json`.
+
+Authenticate with `Authorization: Bearer blz_…` (`blazzctl apikey create`). Errors are RFC 9457
+problem details. See docs/api.md."""
+
+
+def create_app(settings=None) -> FastAPI:
+    """The application for ``settings`` (default: loaded as blazzctl loads them, $BLAZZ_CONFIG first)."""
+    from blazzctl.db import Database
+    from blazzctl.settings import CONFIG_ENV, load_settings
+
+    settings = settings or load_settings(os.environ.get(CONFIG_ENV))
+    db = Database.from_settings(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+
+        # Sync routes run in worker threads, each holding a pooled connection while it runs.
+        # More threads than the pool keeps makes the pool open (and close) overflow connections
+        # on every burst; as many threads as connections keeps every connection open and reused.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database.pool_size
+        yield
+        db.dispose()
+
+    app = FastAPI(title="blazz API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings, app.state.db = settings, db
+    app.state.keys = Keys(db, rate_limit_per_minute=settings.api.rate_limit_per_minute)
+    errors.install(app)
+    from blazzctl.api.routes import accounts, chats, messages, sync, webhooks
+
+    for module in (accounts, messages, chats, sync, webhooks):
+        app.include_router(module.router)
+    app.add_api_route("/health", health, methods=["GET"], tags=["health"],
+                      summary="The checks of `blazzctl health --json`: 200 when OK or WARNING, else 503 (no key)")
+    _document_read_bodies(app)
+    return app
+
+
+def _document_read_bodies(app: FastAPI) -> None:
+    """Bodies a route reads itself (a message send: JSON or multipart) are named in the document
+    by reference; their schemas are added here, as FastAPI adds those of declared bodies."""
+    from blazzctl.api.schemas import MessageSend
+
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            document = generate()
+            schema = MessageSend.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas = document.setdefault("components", {}).setdefault("schemas", {})
+            schemas.update(schema.pop("$defs", {}))
+            schemas["MessageSend"] = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def health(request: Request) -> JSONResponse:
+    from blazzctl.services import health as checks
+
+    report = checks.evaluate(lambda: request.app.state.settings)
+    return JSONResponse(report.as_dict(), status_code=200 if report.state <= checks.State.WARNING else 503)
+
+
+def from_env() -> FastAPI:
+    """uvicorn's factory in each worker process: the configuration comes from $BLAZZ_CONFIG."""
+    return create_app()
+
+
+def openapi_document() -> dict:
+    """The OpenAPI document (docs/openapi.json), which does not depend on the configuration."""
+    from blazzctl.settings import Settings
+
+    app = create_app(Settings())
+    try:
+        return app.openapi()
+    finally:
+        app.state.db.dispose()

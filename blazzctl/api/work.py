@@ -1,0 +1,49 @@
+"""A unit of work for one API call: the services' transaction, with audit rows saying which key acted."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from blazzctl.api.auth import Principal
+
+
+@contextlib.contextmanager
+def unit(request: Request, principal: Principal | None = None) -> Iterator[Session]:
+    """``with unit(request, principal) as session``: committed when the block ends, rolled back on error.
+
+    The services write audit rows as the CLI does (``os_user`` is the service's user); here each
+    also names the API key in its details, so the trail tells an operator from the application.
+    """
+    with request.app.state.db.session() as session:
+        if principal is not None:
+            event.listen(session, "before_flush", _tag_audit(principal))
+        yield session
+
+
+def _tag_audit(principal: Principal):
+    def tag(session: Session, _context, _instances) -> None:
+        from blazzctl.models import AuditEvent
+
+        for obj in session.new:
+            if isinstance(obj, AuditEvent):
+                obj.details = {**(obj.details or {}), "api_key": {"id": principal.key_id, "name": principal.name}}
+
+    return tag
+
+
+def account(session: Session, principal: Principal, ref: str):
+    """An account of the caller's workspace; another workspace's is NotFound (404), as if absent."""
+    from blazzctl.services import refs
+
+    return refs.account(session, ref, workspace_ref=principal.workspace_ref)
+
+
+def workspace(session: Session, principal: Principal):
+    from blazzctl.services import refs
+
+    return refs.workspace(session, principal.workspace_ref)
