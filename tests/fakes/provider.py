@@ -26,6 +26,9 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
   daemon's state directory, written as the page writes IndexedDB: at each send) when it is at
   least as new as the archive, else from the archive, which is written only by ``checkpoint``
   and by a stop that saves the login. Without ``archives`` (older configs) the outbox is asked.
+  Like WhatsApp Web, a send is stored in the page (the profile) before it goes out; a stored
+  message that never reached "WhatsApp" (the browser died in between) is pending, and the page
+  sends it once it is connected again (WhatsApp Web's clock icon, sent on reconnect).
 - ``send_delay``: seconds a send takes before it reaches "WhatsApp" (default 0)
 - ``after_send_delay``: seconds between reaching "WhatsApp" and returning (widens the window
   in which a crash leaves a sent message recorded as ``sending``)
@@ -103,6 +106,7 @@ class FakeProvider(p.Provider):
         await asyncio.sleep(self.link_delay / 2)
         phone = self.phones.get(spec.name) or spec.phone_number or f"+628129{spec.account_id:06d}"
         self.ready.add(spec.account_id)
+        self._send_pending(spec.account_id)
         await self.emit(p.Ready(spec.account_id, phone_number=phone, push_name=f"Fake {spec.name}"))
         if self.inbound:
             await self._incoming(spec.account_id)
@@ -203,16 +207,28 @@ class FakeProvider(p.Provider):
             known["ids"].append(wa_id)
             self._write_json(self._profile_file(account_id), known)
         if self.outbox is not None:
-            line = json.dumps({"account_id": account_id, "id": wa_id, "to": message["to"],
-                               "body": message.get("body"), "media": bool(message.get("media")),
-                               "daemon": self.daemon_name, "t": time.time()})
-            with open(self.outbox, "a", encoding="utf-8") as fh:
-                fh.write(line + "\n")
+            self._record_send(account_id, {"id": wa_id, "to": message["to"], "body": message.get("body"),
+                                           "media": bool(message.get("media"))})
         for i, ack in enumerate(self.acks):
             asyncio.get_running_loop().call_later(0.05 * (i + 1), self._ack, account_id, wa_id, ack)
         if self.after_send_delay:
             await asyncio.sleep(self.after_send_delay)
         return {"id": wa_id, "msg_id": message["msg_id"], "result": "OK"}
+
+    def _send_pending(self, account_id: int) -> None:
+        """A connected page sends what it stored but never got out (see the module docstring)."""
+        known = self.known.get(account_id)
+        if known is None or self.outbox is None:
+            return
+        sent = {o["id"] for o in _lines(self.outbox)}
+        for wa_id in known["ids"]:
+            if wa_id not in sent:
+                self._record_send(account_id, {"id": wa_id, "to": wa_id.split("_")[1], "pending": True})
+
+    def _record_send(self, account_id: int, line: dict) -> None:
+        line = {"account_id": account_id, **line, "daemon": self.daemon_name, "t": time.time()}
+        with open(self.outbox, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
 
     async def set_deadline(self, deadline: float) -> None:
         self.pushed_deadline = deadline  # what the pages hold (this fake's pages live in the daemon)
@@ -224,10 +240,7 @@ class FakeProvider(p.Provider):
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
         if self.archives is not None:  # what this page knows, not what WhatsApp knows
             return wa_message_id in (self.known.get(account_id) or {}).get("ids", [])
-        if self.outbox is None or not self.outbox.exists():
-            return False
-        with open(self.outbox, encoding="utf-8") as fh:
-            return any(json.loads(line).get("id") == wa_message_id for line in fh if line.strip())
+        return self.outbox is not None and any(o.get("id") == wa_message_id for o in _lines(self.outbox))
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         return phone.lstrip("+") not in self.not_on_whatsapp
@@ -298,3 +311,18 @@ def _message(remote: str, body: str, t: int, *, type_: str = "chat") -> dict:
             "has_media": type_ != "chat", "mimetype": "image/jpeg" if type_ == "image" else None, "filename": None,
             "size": None, "quoted_id": None, "is_status": False, "lat": None, "lng": None, "loc": None,
             "vcards": [], "reaction": None, "notify_name": None}
+
+
+def _lines(path: Path) -> list[dict]:
+    """A JSON-lines file's records (none when it does not exist yet; a torn last line is skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
