@@ -289,7 +289,7 @@ class Fleet:
         return {name for name, d in self.daemons.items() if d.alive() and name not in self._stopped_at}
 
     def check(self, **kw) -> "JournalReport":
-        return check_journal(self.journal, killed=self.killed, frozen=dict(self.frozen), **kw)
+        return check_journal(self.journal, **kw)
 
     def logs(self, lines: int = 20) -> str:
         return "\n".join(f"--- {name} (pid {d.pid}, rc {d.proc.poll()})\n{d.tail(lines)}"
@@ -372,7 +372,7 @@ class Interval:
     epoch: int | None
     start: float
     end: float  # math.inf: still live when the journal was read
-    cut: str = ""  # why the end is not the stop line's time: "killed" or "frozen"
+    cut: str = ""  # how the page ended when its daemon did not close it: "fenced" or "orphaned"
     stopped: bool = False  # the daemon wrote a stop line for this session
 
 
@@ -411,12 +411,12 @@ def read_journal(path: Path) -> list[dict]:
     return lines
 
 
-def check_journal(path: Path, *, killed: dict[str, float] | None = None,
-                  frozen: dict[str, list[tuple[float, float]]] | None = None,
-                  resume_grace: float = 1.5) -> JournalReport:
-    """Check the fake provider's journal: per account, epochs strictly increase and sessions never overlap."""
-    killed = killed or {}
-    frozen = frozen or {}
+def check_journal(path: Path) -> JournalReport:
+    """Check the fake provider's journal: per account, epochs strictly increase and sessions never overlap.
+
+    The lines come from the fake's browser process, which outlives a frozen or killed daemon: a
+    page is live until its browser says it stopped (closed, fenced by the deadline, or orphaned
+    by its daemon's death). No excuse is made for a frozen or killed daemon."""
     report = JournalReport()
     by_account: dict[int, list[dict]] = defaultdict(list)
     for event in read_journal(path):
@@ -446,16 +446,12 @@ def check_journal(path: Path, *, killed: dict[str, float] | None = None,
                 if started is not None:
                     intervals.append(Interval(account_id, daemon, started["epoch"], started["t"], e["t"],
                                               stopped=True))
+                    if e.get("fenced"):
+                        intervals[-1].cut = "fenced"
+                    elif e.get("orphaned"):
+                        intervals[-1].cut = "orphaned"
         for daemon, started in open_.items():
-            if daemon in killed and killed[daemon] >= started["t"]:
-                intervals.append(Interval(account_id, daemon, started["epoch"], started["t"], killed[daemon],
-                                          cut="killed"))
-            else:
-                intervals.append(Interval(account_id, daemon, started["epoch"], started["t"], math.inf))
-        for iv in intervals:  # a frozen process drives nothing, if it stops promptly once thawed
-            for t_stop, t_cont in frozen.get(iv.daemon, []):
-                if iv.start < t_stop < iv.end and iv.end <= t_cont + resume_grace:
-                    iv.end, iv.cut = t_stop, "frozen"
+            intervals.append(Interval(account_id, daemon, started["epoch"], started["t"], math.inf))
         intervals.sort(key=lambda iv: iv.start)
         for i, a in enumerate(intervals):
             for b in intervals[i + 1:]:

@@ -8,7 +8,10 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 - ``crash_names``: account names whose start raises (the daemon retries with backoff)
 - ``journal``: a file that gets one JSON line per session start/stop, with the daemon name,
   the lease epoch and the wall time, so tests can check that no two daemons drove one
-  account at the same time.
+  account at the same time. The start and stop lines are written by the fake's browser
+  (``tests/fakes/browser.py``), a separate process as Chromium is: it keeps its pages open
+  while the daemon is frozen, closes them by itself past the lease deadline pushed into it
+  (``fenced``, reported as ``Disconnected``), and closes them when the daemon dies.
 - ``sync``: what ``list_chats/list_contacts/list_groups`` return for every account, in the
   shapes of ``bridge.js``: ``{"chats": N, "groups": M, "old_chats": K, "contacts": C,
   "participants": P}`` gives N private chats (unread i % 3), M groups with P participants and
@@ -46,8 +49,10 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -83,6 +88,10 @@ class FakeProvider(p.Provider):
         self.epochs: dict[int, int] = {}
         self.names: dict[int, str] = {}
         self.ready: set[int] = set()
+        self.browser: asyncio.subprocess.Process | None = None
+        self._replies: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self._reader: asyncio.Task | None = None
 
     def running(self) -> set[int]:
         return set(self.live)
@@ -94,8 +103,55 @@ class FakeProvider(p.Provider):
             self.known[spec.account_id] = self._restore(spec.account_id)
         self.epochs[spec.account_id] = spec.epoch
         self.names[spec.account_id] = spec.name
-        self._write("start", spec.account_id)
+        await self._call("open", account=spec.account_id, epoch=spec.epoch)
         self.live[spec.account_id] = asyncio.create_task(self._link(spec))
+
+    # --- the browser process -------------------------------------------------------------------------
+
+    async def _browser(self) -> asyncio.subprocess.Process:
+        if self.browser is None:
+            cmd = [sys.executable, str(Path(__file__).with_name("browser.py")), "--daemon", self.daemon_name]
+            if self.journal is not None:
+                cmd += ["--journal", str(self.journal)]
+            self.browser = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
+                                                                stdout=asyncio.subprocess.PIPE)
+            self._reader = asyncio.create_task(self._read_browser(self.browser))
+        return self.browser
+
+    async def _read_browser(self, proc: asyncio.subprocess.Process) -> None:
+        while line := await proc.stdout.readline():
+            item = json.loads(line)
+            if "id" in item:
+                future = self._replies.pop(item["id"], None)
+                if future is not None and not future.done():
+                    future.set_result(item)
+            elif item.get("event") == "fenced":
+                await self._fenced(int(item["account"]))
+
+    async def _fenced(self, account_id: int) -> None:
+        """The page left WhatsApp Web by itself, past the lease deadline (as bridge.js does)."""
+        task = self.live.pop(account_id, None)
+        if task is None:
+            return
+        self.ready.discard(account_id)
+        task.cancel()
+        await self.emit(p.Disconnected(account_id, reason="lease deadline passed in the page", retry=True))
+
+    async def _call(self, op: str, **args) -> None:
+        """A request to the browser, answered once done."""
+        future = asyncio.get_running_loop().create_future()
+        request_id = next(self._ids)
+        self._replies[request_id] = future
+        self._tell(await self._browser(), {"op": op, "id": request_id, **args})
+        try:
+            await asyncio.wait_for(future, timeout=30)
+        finally:
+            self._replies.pop(request_id, None)
+
+    @staticmethod
+    def _tell(proc: asyncio.subprocess.Process | None, request: dict) -> None:
+        if proc is not None and proc.returncode is None:
+            proc.stdin.write((json.dumps(request) + "\n").encode())
 
     async def _link(self, spec: p.SessionSpec) -> None:
         await asyncio.sleep(self.link_delay / 2)
@@ -175,17 +231,19 @@ class FakeProvider(p.Provider):
             try:                             # the session is live (in the journal too) until then
                 await asyncio.sleep(self.stop_delay)
             except asyncio.CancelledError:
-                self._close(account_id, task, checkpoint=False)
+                if self._close(account_id, task):  # the browser closes the page; no waiting for it
+                    self._tell(self.browser, {"op": "close", "account": account_id, "checkpoint": False})
                 raise
-        self._close(account_id, task, checkpoint=checkpoint)
+        if self._close(account_id, task):
+            await self._call("close", account=account_id, checkpoint=checkpoint)
 
-    def _close(self, account_id: int, task: asyncio.Task, *, checkpoint: bool) -> None:
+    def _close(self, account_id: int, task: asyncio.Task) -> bool:
         if self.live.get(account_id) is not task:
-            return  # closed meanwhile (a kill while a slow close was under way)
+            return False  # closed meanwhile (a kill while a slow close was under way, or fenced)
         self.live.pop(account_id)
         self.ready.discard(account_id)
         task.cancel()
-        self._write("stop", account_id, checkpoint=checkpoint)
+        return True
 
     async def logout(self, account_id: int) -> None:
         if self.logout_delay:
@@ -231,7 +289,8 @@ class FakeProvider(p.Provider):
             fh.write(json.dumps(line) + "\n")
 
     async def set_deadline(self, deadline: float) -> None:
-        self.pushed_deadline = deadline  # what the pages hold (this fake's pages live in the daemon)
+        self.pushed_deadline = deadline  # sends check it here, as bridge.js does in the page
+        self._tell(await self._browser(), {"op": "deadline", "t": deadline})
 
     def _ack(self, account_id: int, wa_id: str, ack: int) -> None:
         if account_id in self.live:
@@ -248,6 +307,12 @@ class FakeProvider(p.Provider):
     async def close(self) -> None:
         for account_id in list(self.live):
             await self.stop(account_id, checkpoint=False)
+        if self.browser is not None and self.browser.returncode is None:
+            self.browser.stdin.close()  # the browser exits once its pipe closes
+            try:
+                await asyncio.wait_for(self.browser.wait(), timeout=10)
+            except asyncio.TimeoutError:
+                self.browser.kill()
 
     def _write(self, event: str, account_id: int, **extra) -> None:
         if self.journal is None:
