@@ -67,7 +67,7 @@ class SessionDaemon:
         self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier,
                                lease_db=lease_db)
         self.tree = heartbeat.ProcessTree()
-        self.events: asyncio.Queue[providers.ProviderEvent] = asyncio.Queue()
+        self.events: asyncio.Queue[providers.ProviderEvent | None] = asyncio.Queue()  # None: the drain is over
 
     # --- signals ------------------------------------------------------------------------
 
@@ -101,15 +101,20 @@ class SessionDaemon:
         self.notifier.ready(self._status_line())
         log.info("ready", extra={"accounts": len(self.sessions.owned), "pid": os.getpid()})
         # Renewal and self-fencing outlive the drain: they stop only once every browser is closed.
+        # So do the event pump and the spool's replay: a page still hears WhatsApp while it
+        # closes, and what it acknowledged must be stored.
         leasing = asyncio.Event()
         lease_tasks = [asyncio.create_task(self.claimer.loop(leasing)),
-                       asyncio.create_task(self.claimer.fence_watch(leasing))]
+                       asyncio.create_task(self.claimer.fence_watch(leasing)),
+                       asyncio.create_task(self.sessions.writes.loop(self.sessions, leasing))]
+        pump = asyncio.create_task(self._event_pump())
         tasks = [asyncio.create_task(coro) for coro in (
-            self._heartbeat_loop(), self._command_loop(), self.sessions.starter_loop(self.stopping),
-            self._event_pump(), self.sessions.writes.loop(self.sessions, self.stopping))]
+            self._heartbeat_loop(), self._command_loop(), self.sessions.starter_loop(self.stopping))]
         tasks += self._extra_tasks()
         await self.stopping.wait()
         await self._drain(tasks)
+        self.events.put_nowait(None)  # the pump stores what the pages heard until they closed, then ends
+        await pump
         leasing.set()
         await asyncio.gather(*lease_tasks, return_exceptions=True)
         await self._after_drain()
@@ -237,6 +242,8 @@ class SessionDaemon:
     async def _event_pump(self) -> None:
         while True:
             event = await self.events.get()
+            if event is None:  # the drain is over (run)
+                return
             try:
                 await self.sessions.on_event(event)
             except Exception:

@@ -30,7 +30,13 @@ ACK_STATUS = {-1: MessageStatus.FAILED, 1: MessageStatus.SENT, 2: MessageStatus.
 PREVIEW = 500
 
 
-def _hold(s, *, account_id: int, owner: str, epoch: int) -> tuple[int, str]:
+def _hold(s, *, account_id: int, owner: str, epoch: int | None) -> tuple[int, str]:
+    """Fence the write by our lease; ``epoch`` None is a late write (``spool.InboundWrites.late``):
+    what a page of ours received and acknowledged to WhatsApp is stored even when the lease has
+    moved on meanwhile (idempotent: one row per WhatsApp id; acks only move forward)."""
+    if epoch is None:
+        return s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.provider_type)
+                         .where(WhatsAppAccount.id == account_id)).one()
     held = s.execute(update(WhatsAppAccount).where(
         WhatsAppAccount.id == account_id, WhatsAppAccount.owner == owner, WhatsAppAccount.lease_epoch == epoch,
     ).values(last_activity_at=db_now()).execution_options(synchronize_session=False)).rowcount

@@ -228,6 +228,11 @@ class Sessions:
     async def on_event(self, event: p.ProviderEvent) -> None:
         owned = self.owned.get(event.account_id)
         if owned is None or owned.state == "stopping":
+            # The page still hears WhatsApp while it closes (or until it learns the lease is
+            # gone); what it acknowledged is stored all the same. Status events are ignored.
+            write = inbound_write(event)
+            if write is not None:
+                await self.writes.late(event.account_id, *write)
             return
         try:
             await self._apply(owned, event)
@@ -292,13 +297,9 @@ class Sessions:
             if stored and self.messages is not None and self.messages.auto_read and not message.get("from_me") \
                     and message.get("type") != "ciphertext":
                 await self._auto_read(owned, message)
-        elif isinstance(event, p.MessageEdited):
-            await self.writes.write(owned, "edit", wa_message_id=event.wa_message_id, body=event.body,
-                                    edited_at=event.edited_at)
-        elif isinstance(event, p.MessageRevoked):
-            await self.writes.write(owned, "revoke", wa_message_id=event.wa_message_id)
-        elif isinstance(event, p.AckEvent):
-            await self.writes.write(owned, "ack", wa_message_id=event.wa_message_id, ack=event.ack)
+        elif isinstance(event, (p.MessageEdited, p.MessageRevoked, p.AckEvent)):
+            op, args = inbound_write(event)
+            await self.writes.write(owned, op, **args)
         else:
             log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
 
@@ -341,3 +342,16 @@ class Sessions:
             await self.provider.stop(account_id, checkpoint=checkpoint)
         except Exception:
             log.exception("session stop failed", extra={"account_id": account_id})
+
+
+def inbound_write(event: p.ProviderEvent) -> tuple[str, dict] | None:
+    """The inbound write (``spool.InboundWrites``) an event asks for, or None (a status event)."""
+    if isinstance(event, p.MessageEvent):
+        return "store", {"message": event.message}
+    if isinstance(event, p.MessageEdited):
+        return "edit", {"wa_message_id": event.wa_message_id, "body": event.body, "edited_at": event.edited_at}
+    if isinstance(event, p.MessageRevoked):
+        return "revoke", {"wa_message_id": event.wa_message_id}
+    if isinstance(event, p.AckEvent):
+        return "ack", {"wa_message_id": event.wa_message_id, "ack": event.ack}
+    return None

@@ -5,9 +5,11 @@ daemon then fails to store is never delivered again. So a write that fails (the 
 restarting, a lost connection, a lock wait timeout) is spooled: one file per event under
 ``<state base>/spool/<account id>/``, written to a temporary name, fsync'd, renamed, and the
 directory fsync'd, so it survives a crash or power loss. The spool is shared by the daemons of
-a host: whichever of them owns the account replays its events in order (at start, after a
-claim, and until the database takes them); the inbound writes are idempotent (one row per
-WhatsApp id), so a replay after a write that did commit changes nothing.
+a host, and any of them replays its events in order (at start and until the database takes
+them): fenced by the lease when it owns the account, else as a late write, since WhatsApp will
+not deliver them again to whoever owns the account now. The inbound writes are idempotent (one
+row per WhatsApp id; acks only move forward), so a replay after a write that did commit, or two
+daemons replaying one file, change nothing.
 
 Values that JSON lacks (media bytes, datetimes) are tagged: ``{"$b64": ...}``, ``{"$dt": ...}``.
 ``InboundWrites`` is the daemon's side: write now or spool, and replay.
@@ -153,7 +155,9 @@ class InboundWrites:
         """One inbound write for ``owned`` (an ``Owned``); None when it was spooled instead.
 
         The page has already acknowledged the event to WhatsApp, so a failed write must not drop
-        it: it goes to the spool (fsync'd) and ``loop`` retries it while we hold the lease.
+        it: it goes to the spool (fsync'd) and ``loop`` retries it (fenced while we hold the
+        lease, as a late write after). A write the lease fence refuses is stored late, then
+        ``LeaseLost`` is raised for the caller to close the session.
         While an account has spooled events, its new ones queue behind them (an ack never
         overtakes the message it acknowledges)."""
         a = owned.account_id
@@ -162,18 +166,37 @@ class InboundWrites:
         if a not in self._spooled:
             try:
                 return await asyncio.to_thread(self._write, op, a, owned.epoch, args)
-            except LeaseLost:
+            except LeaseLost:  # stored all the same (the page has it), then the session goes
+                await self.late(a, op, args)
                 raise
             except Exception as exc:
                 log.warning("inbound write failed: spooled until the database takes it",
                             extra={"account_id": a, "op": op, "error": str(exc).splitlines()[0][:200]})
+        return await self._put(a, op, args)
+
+    async def late(self, account_id: int, op: str, args: dict) -> bool | None:
+        """An inbound event of a page whose lease is gone or going (lost meanwhile, released
+        while the browser closes): stored without the fence, since WhatsApp will not deliver it
+        again, or spooled when the database is away. None when spooled."""
+        log.info("inbound event stored after the lease moved on", extra={"account_id": account_id, "op": op})
+        if self.spool is None or account_id not in self._spooled:
+            try:
+                return await asyncio.to_thread(self._write, op, account_id, None, args)
+            except Exception as exc:
+                if self.spool is None:
+                    raise
+                log.warning("inbound write failed: spooled until the database takes it",
+                            extra={"account_id": account_id, "op": op, "error": str(exc).splitlines()[0][:200]})
+        return await self._put(account_id, op, args)
+
+    async def _put(self, a: int, op: str, args: dict) -> None:
         await asyncio.to_thread(self.spool.put, a, op, args)
         self._spooled.add(a)
         metrics.inbound_spooled.inc()
         self._wake.set()
         return None
 
-    def _write(self, op: str, account_id: int, epoch: int, args: dict):
+    def _write(self, op: str, account_id: int, epoch: int | None, args: dict):
         write = {"store": inbound.store, "edit": inbound.edit, "revoke": inbound.revoke, "ack": inbound.ack}[op]
         extra = {"settings": self.messages} if op == "store" else {}
         return retrying(write, self.db, owner=self.owner, epoch=epoch, account_id=account_id, **args, **extra)
@@ -196,20 +219,23 @@ class InboundWrites:
                 timeout = SPOOL_IDLE if self._spooled else 60.0
             else:
                 timeout, delay = delay, min(SPOOL_IDLE, delay * 2)
-            try:
-                await asyncio.wait_for(self._wake.wait() if clean else stopping.wait(), timeout=timeout)
-            except asyncio.TimeoutError:
-                pass
+            waits = [asyncio.ensure_future(stopping.wait())]
+            if clean:  # a new spooled event wakes the replay at once; after a failure it backs off
+                waits.append(asyncio.ensure_future(self._wake.wait()))
+            _done, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in pending:
+                waiter.cancel()
 
     async def replay(self, sessions) -> bool:
         """One pass; False when the database still refuses (the caller backs off)."""
         for a in list(self._spooled):
             owned = sessions.owned.get(a)
-            if owned is None or owned.state == "stopping":
-                continue  # not ours (now): its owner on this host replays it
+            # Ours: fenced by our lease. Not ours (any more): a late write; what our page
+            # acknowledged to WhatsApp is stored whoever drives the account now.
+            epoch = owned.epoch if owned is not None and owned.state != "stopping" else None
             for entry in await asyncio.to_thread(self.spool.pending, a):
                 try:
-                    await asyncio.to_thread(self._write, entry.op, a, owned.epoch, entry.args)
+                    await asyncio.to_thread(self._write, entry.op, a, epoch, entry.args)
                 except LeaseLost:
                     await sessions.lose(a)
                     break

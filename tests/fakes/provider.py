@@ -175,6 +175,8 @@ class FakeProvider(p.Provider):
         sender = f"62813{account_id:07d}@c.us"
         for n in range(count):
             await asyncio.sleep(every)
+            if self.pushed_deadline and time.time() > self.pushed_deadline:
+                return  # the page went blank at the lease deadline (the browser closes it): it hears nothing
             message = {"id": f"false_{sender}_{uuid.uuid4().hex[:20].upper()}", "remote": sender, "from": sender,
                        "type": "chat", "body": f"customer message {n}", "t": int(time.time()), "from_me": False}
             if self.inbox is not None:

@@ -66,7 +66,12 @@ class PartitionProxy:
                         with self._lock:
                             self._pairs.append((client, client))  # accepted, never answered
                         continue
-                    server = socket.create_connection(self.upstream)
+                    try:
+                        server = socket.create_connection(self.upstream, timeout=5)
+                    except OSError:  # the server is down: the client sees its connection closed
+                        client.close()
+                        continue
+                    server.settimeout(None)
                     with self._lock:
                         self._pairs.append((client, server))
                     peers[client], peers[server] = (server, True), (client, False)
@@ -75,6 +80,8 @@ class PartitionProxy:
                     continue
                 if self.partitioned.is_set():
                     continue  # the bytes stay in the kernel's buffers: nothing moves either way
+                if sock not in peers:
+                    continue  # closed earlier in this round, with its other end
                 other, from_client = peers[sock]
                 try:
                     data = sock.recv(65536)
@@ -86,7 +93,14 @@ class PartitionProxy:
                         peers.pop(s, None)
                         s.close()
                     continue
-                other.sendall(data)
+                try:
+                    other.sendall(data)
+                except OSError:  # the other end went away meanwhile: close both
+                    for s in (sock, other):
+                        sel.unregister(s)
+                        peers.pop(s, None)
+                        s.close()
+                    continue
                 if from_client and self._trigger is not None and self._trigger in data:
                     self._trigger = None
                     self.partitioned.set()
