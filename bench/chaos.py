@@ -12,7 +12,8 @@ daemon is frozen and writes the journal of when each page was really open.
 While the run lasts, messages are queued for sending all the time (``messages.send``, as
 ``blazzctl message send`` does) and customers write to every connected account (the fake's
 ``inbound``: each message is recorded in an inbox before the daemon hears of it, as the real page
-acknowledges it to WhatsApp first). Faults, one at a time, at random:
+acknowledges it to WhatsApp first). Faults, one at a time, every kind once per round in a
+random order, on a random daemon:
 
 - ``sigstop``: a daemon frozen for TTL + 3 s, then SIGCONT (its browser runs on)
 - ``sigkill``: a daemon killed, restarted 1 s later under the same name (systemd's Restart=)
@@ -241,12 +242,14 @@ class Chaos:
         sender.start()
         t0 = time.time()
         end = time.monotonic() + args.minutes * 60
-        kinds = list(args.faults)
-        while kinds and time.monotonic() < end:
+        deck: list[str] = []  # every kind once per round, in a random order
+        while args.faults and time.monotonic() < end:
             time.sleep(self.rng.uniform(*args.gap))
             if time.monotonic() >= end:
                 break
-            self.inject(self.rng.choice(kinds))
+            if not deck:
+                deck = self.rng.sample(args.faults, len(args.faults))
+            self.inject(deck.pop())
         faults_end = time.time()
 
         say(args, "faults over: settling")
@@ -287,6 +290,8 @@ class Chaos:
         reached = Counter(o["id"] for o in outbox)
         with self.db.engine.connect() as conn:
             out = conn.exec_driver_sql("SELECT status, wa_message_id FROM messages WHERE direction = 'out'").all()
+            errors = Counter(str(e)[:60] for (e,) in conn.exec_driver_sql(
+                "SELECT error FROM messages WHERE direction = 'out' AND status IN ('failed', 'unknown')").all())
             stored_in = {r[0] for r in conn.exec_driver_sql(
                 "SELECT wa_message_id FROM messages WHERE direction = 'in'").all()}
         statuses = Counter(status for status, _ in out)
@@ -304,7 +309,7 @@ class Chaos:
             "journal_violations": len(report.violations),
             "first_violations": report.violations[:3],
             "sent": len(recorded_sent), "unknown": statuses["unknown"], "failed": statuses["failed"],
-            "received": len(inbox),
+            "received": len(inbox), "failed_or_unknown_errors": dict(errors),
             "lost_inbound_sample": [[round(i["t"], 2), i["daemon"], i["account_id"]] for i in lost_in[:40]],
         }
 
