@@ -79,7 +79,7 @@ def seed(db) -> dict:
     from sqlalchemy import update
 
     from blazzctl.enums import ChatType, DesiredState
-    from blazzctl.models import Chat, Contact, Group, GroupParticipant, WebhookDelivery, WhatsAppAccount
+    from blazzctl.models import Chat, Contact, Group, GroupParticipant, Message, WebhookDelivery, WhatsAppAccount
     from blazzctl.models.base import utcnow
     from blazzctl.services import accounts, messages, sync, webhooks, workspaces
 
@@ -100,6 +100,8 @@ def seed(db) -> dict:
         w["acc"] = sales.id
         w["msg"] = messages.send(s, account=sales, to="+62 812-3456-7890", text="hello")[0].id
         w["pending"] = messages.send(s, account=sales, to="+62 812-3456-7891", text="cancel me")[0].id
+        w["unknown"] = messages.send(s, account=sales, to="+62 812-3456-7892", text="did it go?")[0].id
+        s.execute(update(Message).where(Message.id == w["unknown"]).values(status="unknown", error="handed_lost"))
         chat = Chat(workspace_id=acme.id, whatsapp_account_id=sales.id, jid="6281234567890@c.us",
                     chat_type=ChatType.PRIVATE, name="Budi", last_message_at=utcnow(), last_message="hi")
         group = Group(workspace_id=acme.id, whatsapp_account_id=sales.id, jid="120363012345678901@g.us",
@@ -140,6 +142,7 @@ ROUTES = [
     ("GET", "/v1/accounts/{acc}/messages", "messages:read", None, 200, True),
     ("GET", "/v1/messages/{msg}", "messages:read", None, 200, True),
     ("POST", "/v1/messages/{pending}/cancel", "messages:send", None, 200, True),
+    ("POST", "/v1/messages/{unknown}/resend", "messages:send", None, 200, True),
     ("GET", "/v1/accounts/{acc}/chats", "messages:read", None, 200, True),
     ("GET", "/v1/accounts/{acc}/contacts", "messages:read", None, 200, True),
     ("GET", "/v1/accounts/{acc}/groups/{gjid}", "messages:read", None, 200, True),
@@ -238,7 +241,7 @@ def test_every_route_of_the_application_is_in_the_table(api):
     document = httpx.get(f"{srv.base}/openapi.json").json()
     served = {(m.upper(), p) for p, ops in document["paths"].items() for m in ops} - {("GET", "/health")}
     tested = {(m, p.replace("{victim}", "{acc}").replace("{ops}", "{acc}").replace("{pending}", "{msg}")
-               .replace("{wh_victim}", "{wh}")) for m, p, *_ in ROUTES}
+               .replace("{unknown}", "{msg}").replace("{wh_victim}", "{wh}")) for m, p, *_ in ROUTES}
     named = {(m, p.replace("{ref}", "{acc}").replace("{message_id}", "{msg}").replace("{run_id}", "{run}")
               .replace("{endpoint_id}", "{wh}").replace("{delivery_id}", "{dlv}").replace("{jid}", "{gjid}"))
              for m, p in served}
@@ -297,6 +300,23 @@ def test_validation_conflict_and_state_errors_are_problems(api):
     problem(call(srv, "POST", f"/v1/accounts/{w['extra']}/messages", w["token"], {"to": "+62 812 1111 2222",
                                                                                "text": "x"}), 409, "operation-failed")
     problem(call(srv, "GET", "/v1/nothing-here", w["token"]), 404, "not-found")
+
+
+def test_resend_queues_an_unknown_message_and_refuses_any_other(api):
+    srv, w, db = api
+    from blazzctl.models import Message
+
+    with db.session() as s:
+        m = s.get(Message, w["msg"])
+        account_id = m.whatsapp_account_id
+    sent = call(srv, "POST", f"/v1/accounts/{account_id}/messages", w["token"], {"to": "+62 812 1111 3333",
+                                                                                 "text": "resend me"}).json()
+    with db.session() as s:
+        s.get(Message, sent["id"]).status = "unknown"
+    problem(call(srv, "POST", f"/v1/messages/{w['msg']}/resend", w["token"]), 409, "conflict")  # pending
+    again = call(srv, "POST", f"/v1/messages/{sent['id']}/resend", w["token"])
+    assert again.status_code == 200 and again.json()["status"] == "pending", again.text
+    problem(call(srv, "POST", f"/v1/messages/{sent['id']}/resend", w["token"]), 409, "conflict")  # not twice
 
 
 def test_idempotent_send_makes_one_message(api):

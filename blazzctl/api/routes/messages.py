@@ -1,4 +1,4 @@
-"""/v1/…/messages: send (JSON or multipart), read, list, cancel: what `blazzctl message` does."""
+"""/v1/…/messages: send (JSON or multipart), read, list, cancel, resend: what `blazzctl message` does."""
 
 from __future__ import annotations
 
@@ -163,3 +163,20 @@ def cancel(request: Request, message_id: int, principal: Principal = SEND) -> di
         acc = session.get(WhatsAppAccount, message.whatsapp_account_id)
         (cancelled,) = pending.cancel(session, account=acc, refs=[str(message_id)])
         return views.message(cancelled, acc.name)
+
+
+@router.post("/v1/messages/{message_id}/resend",
+             summary="Queue an `unknown` message again (409 for any other status)",
+             description="A message handed to a page that died before WhatsApp gave any evidence ends "
+                         "`unknown`; the operator decides. This queues it again with a new WhatsApp id, "
+                         "as `blazzctl message resend` does: a second message if WhatsApp did have the first.")
+def resend(request: Request, message_id: int, principal: Principal = SEND) -> dict:
+    from blazzctl import views
+    from blazzctl.models import WhatsAppAccount
+    from blazzctl.services import pending
+
+    with unit(request, principal) as session:
+        message = _message(session, principal, message_id)
+        acc = session.get(WhatsAppAccount, message.whatsapp_account_id)
+        (queued,) = pending.resend(session, account=acc, refs=[str(message_id)])
+        return views.message(queued, acc.name)
