@@ -34,8 +34,9 @@ database. One JSON line:
 - ``lost_sends``: messages recorded as sent that WhatsApp never got, plus messages still waiting
   (pending, sending, handed) after the settle; ``unknown`` ones (the operator decides) are counted
   apart, as are ``failed`` ones
-- ``lost_inbound``: messages acknowledged to WhatsApp by a page before the final drain and never
-  stored
+- ``lost_inbound``: messages acknowledged to WhatsApp by a page before the final drain and
+  neither stored nor in a host's spool (``spooled_at_end``: durable, stored by that host's next
+  daemon; the settle waits up to 30 s for the spools to empty)
 - ``stranded_max_s``: the longest time an account had no page open anywhere (journal)
 - ``unowned_at_end``: runnable accounts without a live lease after the settle
 
@@ -258,6 +259,7 @@ class Chaos:
         sender.stop.set()
         sender.join()
         drained = self.wait(lambda: self._waiting() == 0, args.ttl * 2 + 60)
+        self.wait(lambda: not self._spooled(), 30)  # events spooled by the last faults: replayed by now
         unowned = self.ownership()[0]
         drain_started = time.time()
         for daemon in self.daemons.values():
@@ -275,6 +277,19 @@ class Chaos:
                   "queue_errors_during_faults": sender.errors, "settled": settled, "queue_drained": drained,
                   "exit_codes": codes, "timeline": self.timeline}
         return result
+
+    def _spooled(self) -> dict[str, int]:
+        """Inbound events left in the hosts' spools: {WhatsApp message id: count}."""
+        found: Counter = Counter()
+        for path in (self.work / "fleet" / "state").glob("*/spool/*/*.json"):
+            try:
+                entry = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            message = (entry.get("args") or {}).get("message") or {}
+            if message.get("id"):
+                found[message["id"]] += 1
+        return dict(found)
 
     def _waiting(self) -> int:
         with self.db.engine.connect() as conn:
@@ -299,7 +314,8 @@ class Chaos:
         never_got = [wa for wa in recorded_sent if wa not in reached]
         waiting = sum(statuses[s] for s in WAITING)
         inbox = [i for i in read_lines(self.inbox) if i["t"] < drain_started - 1]
-        lost_in = [i for i in inbox if i["id"] not in stored_in]
+        spooled = self._spooled()  # durable on the host's disk: its next daemon stores them
+        lost_in = [i for i in inbox if i["id"] not in stored_in and i["id"] not in spooled]
         return {
             "double_drive_overlaps": report.double_owner,
             "duplicate_sends": sum(n - 1 for n in reached.values() if n > 1),
@@ -309,7 +325,7 @@ class Chaos:
             "journal_violations": len(report.violations),
             "first_violations": report.violations[:3],
             "sent": len(recorded_sent), "unknown": statuses["unknown"], "failed": statuses["failed"],
-            "received": len(inbox), "failed_or_unknown_errors": dict(errors),
+            "received": len(inbox), "spooled_at_end": len(spooled), "failed_or_unknown_errors": dict(errors),
             "lost_inbound_sample": [[round(i["t"], 2), i["daemon"], i["account_id"]] for i in lost_in[:40]],
         }
 

@@ -252,3 +252,28 @@ def test_messages_heard_while_browsers_close_are_stored(mariadb_url, tmp_path):
         stored = _stored_ids(db)
         assert len(stored) == len(set(stored))
     db.dispose()
+
+
+def test_a_message_heard_by_a_page_whose_daemon_died_before_storing_it_is_caught_up(mariadb_url, tmp_path):
+    """The page acknowledges a message to WhatsApp, then the daemon is SIGKILLed before it could
+    store it (or spool it): WhatsApp never delivers it again. The next session on that host
+    starts from the local profile, whose page holds the message: the catch-up stores it."""
+    migrate(mariadb_url)
+    db = Database(mariadb_url, connect_timeout=2)
+    inbox = tmp_path / "inbox.jsonl"
+    timings = {"lease_ttl": TTL, "claim_interval": CLAIM, "heartbeat_interval": 0.5}
+    provider = {"inbound": {"every": 0.1, "count": 30}, "inbox": str(inbox), "die_after_hearing": 20}
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=timings, per_host={"host-a": {"provider": provider}}) as fleet:
+        seed_accounts(db, 1)
+        daemon = fleet.start(1, host="host-a")
+        assert daemon.wait(60) == -signal.SIGKILL, daemon.tail()
+        heard = _inbox(inbox)
+        assert len(heard) == 20 and heard[-1] not in _stored_ids(db)  # the page had it; the database not
+        daemon = fleet.start(1, host="host-a")  # hears 30 more once connected, and catches up
+        wait_for(lambda: set(heard) <= set(_stored_ids(db)), 30,
+                 message=lambda: f"{sorted(set(heard) - set(_stored_ids(db)))} never stored\n{fleet.logs()}")
+        assert "caught up messages the database had missed" in daemon.log.read_text()
+        wait_for(lambda: len(_stored_ids(db)) == 50, 30, message=lambda: f"all 50 stored\n{fleet.logs()}")
+        stored = _stored_ids(db)
+        assert len(stored) == len(set(stored))
+    db.dispose()

@@ -252,3 +252,24 @@ def _count(db, direction: str) -> int:
 
     with db.session() as s:
         return s.scalar(select(func.count()).select_from(Message).where(Message.direction == direction))
+
+
+def test_a_new_session_catches_up_a_message_the_database_missed(cli, fake, linked):
+    """A message the page heard but the database lost (here: its row deleted, as a daemon killed
+    between the page's acknowledgement and the write would leave it) is stored again by the
+    catch-up of the next session, from what the page holds (bridge.js recentMessages)."""
+    url, account_id, db, fleet = linked
+    fake.deliver(PHONE, "+6281234560010", "said while nobody listened", id="CATCHUP01")
+    from blazzctl.models import Message
+
+    def stored() -> int:  # (the module's fake phone may hold other tests' messages: the page has those too)
+        with db.session() as s:
+            return s.scalar(select(func.count()).select_from(Message).where(Message.wa_message_id.like("%CATCHUP01")))
+
+    wait_until(lambda: stored() == 1, 30, "the message stored")
+    with db.session() as s:
+        s.execute(delete(Message).where(Message.direction == "in"))
+    assert cli("account", "reconnect", "sales", "--workspace", "acme", db=url).code == 0
+    wait_until(lambda: stored() == 1, 60, "the message caught up by the next session")
+    assert _message_by_body(db, "said while nobody listened")["chat_jid"] == "6281234560010@c.us"
+    assert "caught up messages the database had missed" in "".join(d.log.read_text() for d in fleet.daemons.values())

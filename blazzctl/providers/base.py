@@ -189,6 +189,11 @@ class Provider(abc.ABC):
         """The media bytes of a received message and their mimetype, or None when it has none."""
         raise Unsupported(f"{type(self).__name__} cannot download media")
 
+    async def recent_messages(self, account_id: int, since: float) -> list[dict[str, Any]]:
+        """Messages the page holds (every chat, in the shape of bridge.js ``messageView``) newer
+        than ``since`` (epoch seconds): the catch-up after a session starts. The default: none."""
+        return []
+
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
         """Whether WhatsApp has a message with this id (asked before any resend)."""
         raise Unsupported(f"{type(self).__name__} cannot look messages up")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from blazzctl.db import Database, db_now
 from blazzctl.enums import ChatType, Direction, MessageStatus, ProviderType
@@ -44,6 +44,22 @@ def _hold(s, *, account_id: int, owner: str, epoch: int | None) -> tuple[int, st
         raise LeaseLost(account_id)
     return s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.provider_type)
                      .where(WhatsAppAccount.id == account_id)).one()
+
+
+CATCH_UP_MARGIN = 300  # seconds before the newest stored message the catch-up starts (clock skew)
+
+
+def catch_up_since(db: Database, account_id: int) -> float | None:
+    """Epoch seconds from which a new session's page is asked for messages the database may have
+    missed: a margin before the account's newest chat message. None for an account with no chat
+    yet (its history is sync's business)."""
+    with db.read() as s:
+        newest = s.scalar(select(func.max(Chat.last_message_at)).where(Chat.whatsapp_account_id == account_id))
+    if newest is None:
+        return None
+    if newest.tzinfo is None:
+        newest = newest.replace(tzinfo=timezone.utc)
+    return newest.timestamp() - CATCH_UP_MARGIN
 
 
 def _when(message: dict) -> datetime:

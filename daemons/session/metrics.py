@@ -37,6 +37,8 @@ sessions_failed = Counter("blazz_sessions_failed", "Session starts that raised, 
 inbound_spooled = Counter("blazz_inbound_spooled", "Inbound events the database could not take at once, "
                           "written to the local spool", registry=REGISTRY)
 inbound_replayed = Counter("blazz_inbound_replayed", "Spooled inbound events stored later", registry=REGISTRY)
+inbound_caught_up = Counter("blazz_inbound_caught_up", "Messages a new session's page held that the database "
+                            "had missed, stored by the catch-up", registry=REGISTRY)
 messages_sent = Counter("blazz_messages_sent", "Outbound messages WhatsApp accepted", registry=REGISTRY)
 messages_received = Counter("blazz_messages_received", "Inbound messages stored (duplicates not counted)",
                             registry=REGISTRY)

@@ -57,6 +57,7 @@ class Sessions:
         self.owned: dict[int, Owned] = {}
         self.released_count = 0  # leases handed back by release() (what the "stopped" line reports)
         self._releasing: dict[int, asyncio.Task] = {}  # background releases under way
+        self._catching_up: set[asyncio.Task] = set()  # catch-ups after a session connected
         self._wake = asyncio.Event()
 
     # --- ownership, as decided by the claimer ----------------------------------------------
@@ -254,6 +255,9 @@ class Sessions:
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
                                     push_name=event.push_name, **version)
             log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
+            task = asyncio.create_task(self._catch_up(owned))
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
         elif isinstance(event, p.Disconnected) and event.reason == "stuck_loading" and owned.stuck + 1 >= MAX_STUCK:
             await self._apply(owned, p.Failed(a, reason="stuck_loading", detail=(
                 f"WhatsApp Web did not finish loading (hasSynced) {MAX_STUCK} times in a row")))
@@ -289,19 +293,47 @@ class Sessions:
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
             metrics.sessions_failed.inc()
         elif isinstance(event, p.MessageEvent):
-            message = event.message
-            if self.messages is not None and self.messages.download_media:
-                message = await media.attach(self.provider, a, message,
-                                             max_bytes=int(self.messages.max_download_mb * 1024 * 1024))
-            stored = await self.writes.write(owned, "store", message=message)
-            if stored and self.messages is not None and self.messages.auto_read and not message.get("from_me") \
-                    and message.get("type") != "ciphertext":
-                await self._auto_read(owned, message)
+            await self._store_message(owned, event.message)
         elif isinstance(event, (p.MessageEdited, p.MessageRevoked, p.AckEvent)):
             op, args = inbound_write(event)
             await self.writes.write(owned, op, **args)
         else:
             log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
+
+    async def _store_message(self, owned: Owned, message: dict) -> bool | None:
+        """Store one message from the page (its media first); True when it was new."""
+        a = owned.account_id
+        if self.messages is not None and self.messages.download_media:
+            message = await media.attach(self.provider, a, message,
+                                         max_bytes=int(self.messages.max_download_mb * 1024 * 1024))
+        stored = await self.writes.write(owned, "store", message=message)
+        if stored and self.messages is not None and self.messages.auto_read and not message.get("from_me") \
+                and message.get("type") != "ciphertext":
+            await self._auto_read(owned, message)
+        return stored
+
+    async def _catch_up(self, owned: Owned) -> None:
+        """Once connected, store what the page holds that the database missed: messages heard by
+        an earlier session that died before storing them (a SIGKILL between the page's
+        acknowledgement and the write), or while no session ran. Idempotent by WhatsApp id."""
+        a = owned.account_id
+        try:
+            since = await asyncio.to_thread(inbound.catch_up_since, self.db, a)
+            views = [] if since is None else await self.provider.recent_messages(a, since)
+            stored = 0
+            for view in views:
+                if self.owned.get(a) is not owned or not owned.connected:
+                    return
+                stored += bool(await self._store_message(owned, view))
+        except LeaseLost:
+            await self.lose(a)
+            return
+        except Exception as exc:  # the next start tries again; the spool covers failed writes
+            log.warning("catch-up failed", extra={"account_id": a, "error": str(exc)[:200]})
+            return
+        if stored:
+            log.info("caught up messages the database had missed", extra={"account_id": a, "count": stored})
+            metrics.inbound_caught_up.inc(stored)
 
     async def read_chat(self, account_id: int, command_id: int) -> tuple[bool, str]:
         """Send the read receipt a ``read_chat`` command asks for; (done, what happened)."""

@@ -41,7 +41,12 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
   closes); the session stays live until then. A stop without saving (a kill) is immediate.
 - ``inbound``: ``{"every": S, "count": N}``: once connected, each account receives N messages
   from a customer, one every S seconds (``MessageEvent``), each recorded in ``inbox`` (a file)
-  before the daemon hears of it, as the real page acknowledges it to WhatsApp first
+  before the daemon hears of it, as the real page acknowledges it to WhatsApp first; the page
+  keeps it (in its login's storage, like IndexedDB: the profile, and the archive at a checkpoint),
+  and ``recent_messages`` answers from there, as the real page answers from what it holds
+- ``die_after_hearing``: N: the daemon process is SIGKILLed right after its page has heard (and
+  acknowledged) its N-th message, before the daemon could store it; once per state directory
+  (the daemon started again on that host lives on)
 - ``logout_delay``: seconds an operator logout takes in the "page" (the real one waits for WhatsApp)
 - ``phones``: account name → the phone that links it (default: the number entered, or a made-up one)
 """
@@ -52,6 +57,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 import uuid
@@ -78,6 +84,8 @@ class FakeProvider(p.Provider):
         self.pushed_deadline = 0.0
         self.inbound = dict(opts.get("inbound") or {})
         self.inbox = Path(opts["inbox"]) if opts.get("inbox") else None
+        self.die_after_hearing = int(opts.get("die_after_hearing") or 0)
+        self.heard = 0
         self.archives = Path(opts["archives"]) if opts.get("archives") else None
         self.known: dict[int, dict] = {}  # account → {"version": n, "ids": [...]}: what its page knows
         self.phones = dict(opts.get("phones") or {})
@@ -179,10 +187,20 @@ class FakeProvider(p.Provider):
                 return  # the page went blank at the lease deadline (the browser closes it): it hears nothing
             message = {"id": f"false_{sender}_{uuid.uuid4().hex[:20].upper()}", "remote": sender, "from": sender,
                        "type": "chat", "body": f"customer message {n}", "t": int(time.time()), "from_me": False}
+            known = self.known.get(account_id)
+            if known is not None:  # the page keeps what it heard (IndexedDB, in the local profile)
+                known["inbound"] = [*known.get("inbound", [])[-499:], message]
+                self._write_json(self._profile_file(account_id), known)
             if self.inbox is not None:
                 with open(self.inbox, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps({"account_id": account_id, "id": message["id"], "daemon": self.daemon_name,
                                          "t": time.time()}) + "\n")
+            self.heard += 1
+            marker = self.state_dir / "died-after-hearing"
+            if self.heard == self.die_after_hearing and not marker.exists():
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+                os.kill(os.getpid(), signal.SIGKILL)
             await self.emit(p.MessageEvent(account_id, message=message))
 
     # --- the login: a local profile per host, archives shared by all --------------------------------
@@ -210,14 +228,16 @@ class FakeProvider(p.Provider):
     def _restore(self, account_id: int) -> dict:
         """The session's starting knowledge: the local profile unless the archive is newer."""
         archive, local = self._read(self._archive_file(account_id)), self._read(self._profile_file(account_id))
-        return dict(local) if local["version"] >= archive["version"] and local["ids"] else dict(archive)
+        fresh = local["version"] >= archive["version"] and (local["ids"] or local.get("inbound"))
+        return dict(local) if fresh else dict(archive)
 
     async def checkpoint(self, account_id: int) -> bool:
         known = self.known.get(account_id)
         if self.archives is None or known is None or account_id not in self.live:
             return False
         archived = self._read(self._archive_file(account_id))
-        known = {"version": archived["version"] + 1, "ids": list(known["ids"])}
+        known = {"version": archived["version"] + 1, "ids": list(known["ids"]),
+                 "inbound": list(known.get("inbound", []))}
         self.known[account_id] = known
         self._write_json(self._archive_file(account_id), known)
         self._write_json(self._profile_file(account_id), known)  # the profile is that archive now
@@ -302,6 +322,11 @@ class FakeProvider(p.Provider):
         if self.archives is not None:  # what this page knows, not what WhatsApp knows
             return wa_message_id in (self.known.get(account_id) or {}).get("ids", [])
         return self.outbox is not None and any(o.get("id") == wa_message_id for o in _lines(self.outbox))
+
+    async def recent_messages(self, account_id: int, since: float) -> list[dict]:
+        if account_id not in self.live:
+            raise p.SessionNotReady(f"account {account_id} is not connected")
+        return [m for m in (self.known.get(account_id) or {}).get("inbound", []) if m["t"] > since]
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         return phone.lstrip("+") not in self.not_on_whatsapp

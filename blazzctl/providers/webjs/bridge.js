@@ -281,6 +281,21 @@
     return true;
   }
 
+  // The catch-up after a session starts: what the page holds newer than `since` (epoch seconds),
+  // decrypted messages only (a placeholder completes itself through change:type), at most 2000.
+  function recentMessages(since) {
+    const { Chat } = req("WAWebCollections");
+    const out = [];
+    for (const c of Chat.getModelsArray()) {
+      const ms = c.msgs && c.msgs.getModelsArray ? c.msgs.getModelsArray() : [];
+      for (const m of ms) {
+        if ((m.t || 0) > since && m.type !== "ciphertext") out.push(messageView(m));
+      }
+    }
+    out.sort((a, b) => (a.t || 0) - (b.t || 0));
+    return out.slice(-2000);
+  }
+
   async function listChats(limit) {
     const { Chat } = req("WAWebCollections");
     const chats = Chat.getModelsArray().slice(0, limit || undefined);
@@ -314,7 +329,8 @@
     }));
   }
 
-  window.__blazz = { numberExists, messageExists, downloadMedia, sendMessage, sendSeen, listChats, listContacts, listGroups, me,
+  window.__blazz = { numberExists, messageExists, downloadMedia, sendMessage, sendSeen, listChats, listContacts, listGroups,
+                     recentMessages, me,
                      state: () => req("WAWebSocketModel").Socket.state,
                      logout: () => req("WAWebSocketModel").Socket.logout() };
   if (!boot()) {

@@ -160,6 +160,9 @@ class WebjsProvider(p.Provider):
         found = await self._session(account_id).call("downloadMedia", wa_message_id, timeout=120)
         return (base64.b64decode(found["data"]), found.get("mimetype")) if found else None
 
+    async def recent_messages(self, account_id: int, since: float) -> list[dict[str, Any]]:
+        return await self._session(account_id).call("recentMessages", since, timeout=120)
+
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
         return bool(await self._session(account_id).call("messageExists", wa_message_id))
 
