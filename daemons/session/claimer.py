@@ -73,6 +73,13 @@ class Claimer:
         self.claiming = True
         self.memory_bytes = 0  # set by the heartbeat from the process tree
         self.rounds_ok = 0
+        self.live_daemons = 1  # live daemons in the fleet, as the last claim round counted them
+
+    def fleet_share(self, seconds: float) -> float:
+        """The interval for this daemon's part of fleet-wide work that should happen every
+        ``seconds`` in the fleet as a whole (any daemon may do it): ``seconds`` times the live
+        daemons, jittered, so the fleet's cost stays the same however many daemons run."""
+        return seconds * max(1, self.live_daemons) * random.uniform(0.75, 1.25)
 
     async def run(self, fn, *args, **kwargs):
         """``fn(*args, **kwargs)`` on the lease thread."""
@@ -124,6 +131,7 @@ class Claimer:
         target, runnable, live = await self.run(
             leases.fair_target, self.db, heartbeat_interval=self.cfg.heartbeat_interval,
             capacity=self.capacity_now(), owner=self.owner)
+        self.live_daemons = live
         if owned < target:
             want = min(self.cfg.claim_batch, target - owned)
             got = await self.run(leases.claim, self.db, owner=self.owner, limit=want,

@@ -27,7 +27,7 @@ from daemons.session.status import LeaseLost
 log = logging.getLogger("blazz.commands")
 
 C = AccountCommand
-SWEEP_INTERVAL = 10.0  # seconds between passes over accounts whose daemon died holding them
+SWEEP_INTERVAL = 10.0  # seconds between passes (by any daemon) over accounts whose daemon died holding them
 # Commands that act in the page: taken while the account's session is coming up (just claimed,
 # e.g. taken over from a dead daemon), they wait for it, up to PAGE_WAIT seconds; a logout run
 # before the page is up could not tell WhatsApp, and the phone would keep listing the device.
@@ -116,14 +116,16 @@ def _login_state(db: Database, account_id: int, command_id: int) -> tuple[Accoun
         return status, args.get("pair_phone")
 
 
-async def run_pending(db: Database, sessions: Sessions, owner: str, *, state_dir: str | None = None) -> bool:
+async def run_pending(db: Database, sessions: Sessions, owner: str, *, state_dir: str | None = None,
+                      sweep_every: float = SWEEP_INTERVAL) -> bool:
     """Carry out what operators asked of our accounts since the last poll; True when there was any.
 
-    Also, every ``SWEEP_INTERVAL``, settle accounts whose daemon died holding them (owning
+    Also, every ``sweep_every`` seconds (``SWEEP_INTERVAL`` times the live daemons: the fleet as a
+    whole looks every ``SWEEP_INTERVAL``), settle accounts whose daemon died holding them (owning
     nothing is no reason to skip it: those accounts have no owner to do it)."""
     state = _taken.setdefault(owner, Taken())
     if time.monotonic() >= state.next_sweep:
-        state.next_sweep = time.monotonic() + SWEEP_INTERVAL
+        state.next_sweep = time.monotonic() + sweep_every
         settled = await asyncio.to_thread(sweep, db, state_dir)
         if settled:
             log.warning("settled accounts left by a dead daemon", extra={"accounts": settled})

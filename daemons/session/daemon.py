@@ -126,7 +126,7 @@ class SessionDaemon:
         return [asyncio.create_task(run_dispatcher(self.db, self.settings, self.name, self.stopping)),
                 asyncio.create_task(sync.run_sync(self.db, self.sessions, self.settings, self.name, self.stopping)),
                 asyncio.create_task(Outbound(self.db, self.sessions, self.name, self.settings.messages,
-                                             deadline=self.claimer.deadline,
+                                             deadline=self.claimer.deadline, fleet_share=self.claimer.fleet_share,
                                              send_margin=self.settings.daemon.send_margin).loop(self.stopping)),
                 asyncio.create_task(media.prune_loop(self.db, self.settings.messages, self.stopping))]
 
@@ -231,7 +231,8 @@ class SessionDaemon:
             found = False
             try:  # also when owning nothing: it settles accounts a dead daemon left (commands.py)
                 found = await commands.run_pending(self.db, self.sessions, self.name,
-                                                   state_dir=self.settings.daemon.state_dir)
+                                                   state_dir=self.settings.daemon.state_dir,
+                                                   sweep_every=self.claimer.fleet_share(commands.SWEEP_INTERVAL))
             except Exception as exc:
                 log.warning("command poll failed", extra={"error": str(exc)[:200]})
             try:

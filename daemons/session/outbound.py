@@ -75,9 +75,11 @@ def new_msg_id() -> str:
 
 class Outbound:
     def __init__(self, db: Database, sessions: Sessions, owner: str, settings, *,
-                 deadline=None, send_margin: float = 0.0) -> None:
+                 deadline=None, send_margin: float = 0.0, fleet_share=None) -> None:
         # deadline(): wall-clock time until which our leases are confirmed (the fence deadline), or None
         self.deadline = deadline or (lambda: None)
+        # fleet_share(s): this daemon's interval for fleet-wide work due every s (Claimer.fleet_share)
+        self.fleet_share = fleet_share or (lambda seconds: seconds)
         self.send_margin = send_margin
         self.db = db
         self.sessions = sessions
@@ -118,8 +120,9 @@ class Outbound:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _expire_pass(self) -> float:
-        """Expire overdue pending messages; returns seconds until the next pass."""
-        every = min(EXPIRE_EVERY, max(1.0, self.cfg.pending_ttl / 4))
+        """Expire overdue pending messages (any account's); returns seconds until the next pass.
+        The fleet as a whole makes a pass every ``EXPIRE_EVERY`` (shorter for a short TTL)."""
+        every = self.fleet_share(min(EXPIRE_EVERY, max(1.0, self.cfg.pending_ttl / 4)))
         try:
             expired = await asyncio.to_thread(self.expire)
         except Exception as exc:  # the database is away: the next pass catches up
