@@ -62,6 +62,11 @@ def catch_up_since(db: Database, account_id: int) -> float | None:
     return newest.timestamp() - CATCH_UP_MARGIN
 
 
+def _utc(when: datetime) -> datetime:
+    """Comparable: a naive datetime (as MariaDB returns them) is UTC."""
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
 def _when(message: dict) -> datetime:
     return datetime.fromtimestamp(message["t"], timezone.utc) if message.get("t") else datetime.now(timezone.utc)
 
@@ -315,6 +320,8 @@ def edit(db: Database, *, owner: str, epoch: int, account_id: int, wa_message_id
         row = _by_page_id(s, account_id, wa_message_id)
         if row is None or row.revoked_at is not None or (row.body or "") == (body or ""):
             return False
+        if edited_at is not None and row.edited_at is not None and _utc(edited_at) <= _utc(row.edited_at):
+            return False  # an older edit arriving late (a spool replayed, a late write): the newer body stays
         previous = row.body
         _keep(row, previous, "edited")
         row.body, row.edited_at = body or None, edited_at or datetime.now(timezone.utc)
