@@ -90,6 +90,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     unknown = set(args.faults) - set(FAULTS)
     if unknown:
         ap.error(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULTS)}")
+    if not (args.claim < 0.5 * args.ttl and args.heartbeat < args.ttl / 3):  # the daemons' config rules
+        ap.error(f"--claim must be below half of --ttl and --heartbeat below a third of it "
+                 f"(got ttl {args.ttl:g}, claim {args.claim:g}, heartbeat {args.heartbeat:g})")
+    if args.daemons < 2 or args.accounts < 1 or args.minutes <= 0:
+        ap.error("give --daemons 2 or more (a takeover needs another daemon), --accounts 1 or more, --minutes > 0")
     return args
 
 
