@@ -19,6 +19,23 @@ RestrictSUIDSGID=yes
 RestrictRealtime=yes
 """
 
+# What the services without a browser add to it (the session unit lets Chromium have its
+# namespaces and its JIT); ``{strict}`` in a template.
+STRICT = """\
+RestrictNamespaces=yes
+LockPersonality=yes
+MemoryDenyWriteExecute=yes
+CapabilityBoundingSet=
+AmbientCapabilities=
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
+UMask=0077
+DevicePolicy=closed
+KeyringMode=private
+"""
+
 TARGET_UNIT = """\
 {origin}
 [Unit]
@@ -111,19 +128,7 @@ StateDirectory=blazz
 StateDirectoryMode=0700
 TimeoutStartSec={t_sync_timeout}
 
-{hardening}RestrictNamespaces=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
-UMask=0077
-DevicePolicy=closed
-KeyringMode=private
-"""
+{hardening}{strict}"""
 
 SYNC_TIMER = """\
 {origin}
@@ -171,19 +176,7 @@ KillMode=mixed
 TimeoutStopSec={t_api_timeout_stop}
 TasksMax=512
 
-{hardening}RestrictNamespaces=yes
-LockPersonality=yes
-MemoryDenyWriteExecute=yes
-CapabilityBoundingSet=
-AmbientCapabilities=
-RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
-SystemCallArchitectures=native
-SystemCallFilter=@system-service
-SystemCallErrorNumber=EPERM
-UMask=0077
-DevicePolicy=closed
-KeyringMode=private
-RemoveIPC=yes
+{hardening}{strict}RemoveIPC=yes
 
 [Install]
 WantedBy=multi-user.target

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from blazzctl.errors import ConfigError, InvalidInput, OperationFailed
-from blazzctl.services.unit_templates import API_SERVICE, HARDENING, SERVICE, SYNC_SERVICE, SYNC_TIMER, TARGET_UNIT
+from blazzctl.services.unit_templates import (API_SERVICE, HARDENING, SERVICE, STRICT, SYNC_SERVICE, SYNC_TIMER,
+                                              TARGET_UNIT)
 from blazzctl.settings import DaemonSettings, Settings
 
 SYSTEM_DIR = Path("/etc/systemd/system")
@@ -127,7 +128,7 @@ def render(settings: Settings, *, instances: int, prefix: Path | str | None = No
         t_api_timeout_stop=API_STOP_SEC,
         **{f"t_{name}": value for name, value in vars(t).items()},
     )
-    values = {**values, "hardening": HARDENING.format(**values)}
+    values = {**values, "hardening": HARDENING.format(**values), "strict": STRICT}
     return {TARGET: TARGET_UNIT.format(**values), TEMPLATE: SERVICE.format(**values),
             SYNC_UNIT: SYNC_SERVICE.format(**values), SYNC_TIMER_UNIT: SYNC_TIMER.format(**values),
             API_UNIT: API_SERVICE.format(**values)}
