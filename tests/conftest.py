@@ -279,6 +279,16 @@ def run_blazzctl(*args: str, env: dict | None = None, timeout: float = 60) -> Cl
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+@pytest.fixture(scope="module")
+def fake():
+    """One fake WhatsApp Web per test module, for daemons driving real Chromium (QR refs rotate
+    every 20 s unless a test changes it); a module may override it (test_rolling_webjs.py)."""
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
+        yield fake
+
+
 @pytest.fixture
 def fake_wa_web():
     """A fake WhatsApp Web on 127.0.0.1 (``tests/fakes/wa_web``; contract in its SURFACE.md).

@@ -52,14 +52,6 @@ def venv_blazzctl(venv: Path, *args: str, url: str) -> subprocess.CompletedProce
                           timeout=120, cwd=str(venv))
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
-        yield fake
-
-
 def test_handover_without_qr_on_the_readme_interpreter(installed, fake, tmp_path):
     from blazzctl.db import Database
 

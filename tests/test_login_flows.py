@@ -30,14 +30,6 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromiu
 PAIRING = re.compile(r"pairing code: ([A-Z0-9]{8})\b")
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
-        yield fake
-
-
 def pairing_code(db, account_id: int) -> str | None:
     from blazzctl.models import WhatsAppAccount
 

@@ -22,14 +22,6 @@ READY_TIMEOUT = 8.0
 pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
-        yield fake
-
-
 @pytest.fixture
 def linked(request, cli, fake, tmp_path, sqlite_url):
     """A connected account on one webjs daemon, a webhook endpoint collecting events: (url, account id, db).

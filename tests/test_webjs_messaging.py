@@ -26,14 +26,6 @@ PHONE = "+6281234500001"
 pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium")
 
 
-@pytest.fixture(scope="module")
-def fake():
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
-        yield fake
-
-
 @pytest.fixture
 def linked(cli, fake, tmp_path, sqlite_url):
     """A connected account on one webjs daemon: (url, account id, db, fleet)."""

@@ -34,15 +34,6 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromiu
                                 "(apt-get install -y chromium)")
 
 
-@pytest.fixture(scope="module")
-def fake():
-    """One fake WhatsApp Web for the module (QR refs rotate every 20 s unless a test changes it)."""
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake:
-        yield fake
-
-
 @pytest.fixture
 def database_of():
     """``database_of(url)``: a migrated ``Database`` on ``url`` (disposed at the end)."""
