@@ -400,6 +400,59 @@ def test_a_daemon_partitioned_mid_renewal_does_not_strand_its_accounts(db, tmp_p
         proxy.close()
 
 
+def test_a_dead_daemons_connection_that_still_holds_its_accounts_locked_is_ended(db, fleet, mariadb_url):
+    """Experiment 5 where the server would not drop the connection by itself (MySQL's wait_timeout is
+    hours; a connection that never set an idle timeout): "ghost:1" died mid-renewal, its lease
+    connection (recorded in its daemon row) still holds 4 expired accounts locked. A live daemon
+    ends that connection and owns them within TTL + claim interval + 15 s. A lock held by a
+    connection no daemon recorded is not touched: that account waits until its holder lets go."""
+    import pymysql
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    ids = seed_accounts(db, 6)
+    stranded, bystanders_row = ids[:4], ids[5]
+    url = make_url(mariadb_url)
+
+    def connect():
+        return pymysql.connect(host=url.host, port=url.port, user=url.username, password=url.password or "",
+                               database=url.database, autocommit=False)
+
+    ghost, bystander = connect(), connect()
+    try:
+        with db.session() as s:
+            s.execute(text("INSERT INTO session_daemons (name, host, instance, status, capacity, accounts_owned, "
+                           "heartbeat_at, db_connection_id) VALUES ('ghost:1', 'ghost', 1, 'running', 0, 4, "
+                           "UTC_TIMESTAMP(6) - INTERVAL 60 SECOND, :cid)"), {"cid": ghost.thread_id()})
+            s.execute(text(f"UPDATE whatsapp_accounts SET owner = 'ghost:1', lease_epoch = 1, lease_expires_at = "
+                           f"UTC_TIMESTAMP(6) - INTERVAL 10 SECOND WHERE id IN ({','.join(map(str, stranded))})"))
+        with ghost.cursor() as cur:  # the renewal's UPDATE went through; its COMMIT never came
+            cur.execute(f"UPDATE whatsapp_accounts SET lease_expires_at = lease_expires_at "
+                        f"WHERE id IN ({','.join(map(str, stranded))})")
+        with bystander.cursor() as cur:
+            cur.execute(f"SELECT id FROM whatsapp_accounts WHERE id = {bystanders_row} FOR UPDATE")
+        started = time.monotonic()
+        live = fleet.start(1, host="host-b")
+        wait_for(lambda: all(owners(db)[a][0] == live.name for a in stranded), TTL + CLAIM + 15 + 5,
+                 message=lambda: f"host-b owns the stranded accounts: {owners(db)}\n{fleet.logs()}")
+        assert time.monotonic() - started <= TTL + CLAIM + 15
+        with pytest.raises(pymysql.err.OperationalError):
+            ghost.ping(reconnect=False)
+        assert "still held its accounts locked" in live.log.read_text()
+        time.sleep(2 * TTL)
+        assert owners(db)[bystanders_row][0] is None  # still locked by the bystander, who was left alone
+        bystander.ping(reconnect=False)
+        bystander.rollback()
+        wait_for(lambda: owners(db)[bystanders_row][0] == live.name, 3 * TTL,
+                 message=lambda: f"host-b owns the bystander's account: {owners(db)}\n{fleet.logs()}")
+    finally:
+        for conn in (ghost, bystander):
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
 @pytest.mark.parametrize("drain_timeout", [10.0, 3.0], ids=["closes-in-time", "drain-times-out"])
 def test_a_drain_slower_than_the_ttl_never_lets_another_daemon_in_early(db, tmp_path, mariadb_url, drain_timeout):
     """Experiment 3: host-a's browsers take 1.5 TTL to close on SIGTERM. The drain keeps renewing

@@ -31,3 +31,6 @@ class SessionDaemon(IdMixin, Base):
     process_count: Mapped[int | None]
     cpu_percent: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The server's id of the connection the lease work runs on (MySQL/MariaDB): what a live
+    # daemon kills when this one, cut off mid-transaction, still holds its accounts' row locks.
+    db_connection_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -74,6 +74,7 @@ class Claimer:
         self.memory_bytes = 0  # set by the heartbeat from the process tree
         self.rounds_ok = 0
         self.live_daemons = 1  # live daemons in the fleet, as the last claim round counted them
+        self._next_unlock = float("-inf")  # clock() before which _unlock_stranded does not look again
 
     def fleet_share(self, seconds: float) -> float:
         """The interval for this daemon's part of fleet-wide work that should happen every
@@ -140,6 +141,8 @@ class Claimer:
             for lease in got:
                 log.info("claimed", extra={"account_id": lease.account_id, "epoch": lease.epoch})
                 self.sessions.adopt(lease)
+            if len(got) < want:
+                await self._unlock_stranded()
             # A full batch while still short of the target: claim again soon, not a whole interval later.
             return len(got) == want and owned + len(got) < target
         if owned > target:
@@ -148,6 +151,24 @@ class Claimer:
             for account_id in surplus:
                 self.sessions.release_soon(account_id, reason="rebalance")
         return False
+
+    async def _unlock_stranded(self) -> None:
+        """Fewer accounts to claim than wanted: if a dead daemon's lost connection still holds some
+        of them locked, end it (leases.unlock_stranded). At most once a TTL: it costs queries."""
+        now = self.clock()
+        if now < self._next_unlock:
+            return
+        self._next_unlock = now + self.cfg.lease_ttl
+        try:
+            ended = await self.run(leases.unlock_stranded, self.db, ttl=self.cfg.lease_ttl,
+                                   heartbeat_interval=self.cfg.heartbeat_interval)
+        except Exception as exc:  # e.g. KILL refused to a user without the right: the claim round goes on
+            log.warning("could not check for stranded row locks", extra={"error": _short(exc)})
+            return
+        for name in ended:
+            metrics.stranded_connections_killed.inc()
+            log.warning("ended a dead daemon's database connection that still held its accounts locked",
+                        extra={"daemon": name})
 
     async def loop(self, stopping: asyncio.Event) -> None:
         failures = 0

@@ -105,9 +105,16 @@ def heartbeat(db: Database, *, name: str, status: DaemonStatus, status_text: str
     extra = {} if capacity is None else {"capacity": capacity}
     with db.session() as s:
         s.execute(update(SessionDaemon).where(SessionDaemon.name == name).values(
-            **extra, heartbeat_at=db_now(), status=status, status_text=status_text[:255], accounts_owned=owned,
+            **extra, db_connection_id=connection_id(s), heartbeat_at=db_now(), status=status, status_text=status_text[:255], accounts_owned=owned,
             rss_bytes=tree.rss_bytes, pss_bytes=tree.pss_bytes, process_count=tree.process_count, cpu_percent=tree.cpu_percent,
             pid=os.getpid()))
+
+
+def connection_id(session) -> int | None:
+    """The server's id of the connection ``session`` runs on (MySQL/MariaDB: the handshake's
+    thread id, which ``CONNECTION_ID()`` and ``KILL`` use), without a query; None on SQLite."""
+    thread_id = getattr(session.connection().connection.dbapi_connection, "thread_id", None)
+    return thread_id() if callable(thread_id) else None
 
 
 def register_death(db: Database, *, name: str, error: str | None = None) -> None:

@@ -135,6 +135,45 @@ def water_level(runnable: int, capacities: list[int]) -> int:
     return low
 
 
+def unlock_stranded(db: Database, *, ttl: float, heartbeat_interval: float, limit: int = 50) -> list[str]:
+    """End the lease connections of dead daemons that still hold row locks on their accounts.
+
+    A daemon cut off from the database in the middle of a lease transaction leaves its row locks
+    with the server until the server drops that connection (MariaDB's idle_transaction_timeout,
+    which daemons set to about a TTL; MySQL's wait_timeout: hours by default), and the claim's
+    SKIP LOCKED passes over those accounts. Evidence required before ``KILL CONNECTION``: the
+    account's lease expired more than a TTL ago, its row is locked now, its owner's heartbeat is
+    stale, and the connection the owner recorded (``db_connection_id``) is idle on the server for
+    more than a TTL (``PROCESSLIST``, which shows a user's own connections without privileges).
+    MySQL/MariaDB only; returns the daemons whose connections were ended.
+    """
+    if not is_mysql(db.engine):
+        return []
+    D = SessionDaemon
+    with db.read() as s:  # a consistent read: not blocked by the locks it looks for
+        rows = s.execute(select(A.id, D.name, D.db_connection_id).join(D, D.name == A.owner).where(
+            claimable(), A.lease_expires_at < db_now(-ttl), D.db_connection_id.is_not(None),
+            or_(D.status == DaemonStatus.STOPPED, D.heartbeat_at < db_now(-3 * heartbeat_interval)))
+            .limit(limit)).all()
+    if not rows:
+        return []
+    with db.session() as s:  # the rows nobody holds come back; rolled back at once
+        free = set(s.scalars(select(A.id).where(A.id.in_([r.id for r in rows])).with_for_update(skip_locked=True)))
+        s.rollback()
+    suspects = {r.db_connection_id: r.name for r in rows if r.id not in free}
+    ended = []
+    with db.engine.connect() as conn:
+        for connection_id, name in suspects.items():
+            idle = conn.exec_driver_sql(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID = %s AND COMMAND = 'Sleep' AND TIME > %s",
+                (int(connection_id), math.ceil(ttl))).first()
+            if idle is not None:
+                conn.exec_driver_sql(f"KILL CONNECTION {int(connection_id)}")
+                ended.append(name)
+        conn.rollback()
+    return ended
+
+
 def explain_claim(db: Database, limit: int = 10) -> list[dict]:
     """EXPLAIN of the claim query on MySQL/MariaDB (for tests and the benchmark)."""
     if not is_mysql(db.engine):

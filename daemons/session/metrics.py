@@ -26,6 +26,9 @@ REGISTRY = CollectorRegistry()  # one daemon per process: the module's registry 
 ProcessCollector(registry=REGISTRY)  # process_*: the daemon's own CPU, memory, open files (not Chromium's)
 
 leases_claimed = Counter("blazz_leases_claimed", "Leases this daemon claimed", registry=REGISTRY)
+stranded_connections_killed = Counter(
+    "blazz_stranded_connections_killed", "Database connections of dead daemons ended because they still held "
+    "expired accounts' row locks", registry=REGISTRY)
 leases_renewed = Counter("blazz_leases_renewed", "Lease renewals the database confirmed (one per lease "
                          "per round)", registry=REGISTRY)
 leases_lost = Counter("blazz_leases_lost", "Leases found taken over or expired (the session was closed)",
