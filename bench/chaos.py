@@ -6,8 +6,9 @@
 Real session daemons (``python -m daemons.session``) with the fake provider, on a private
 mariadbd, each daemon on its own simulated host whose database connections go through a local
 TCP proxy that can cut a partition (``tests/fakes/tcp_proxy.py``). The fake's browser is a
-separate process per daemon (``tests/fakes/browser.py``): it keeps its pages open while its
-daemon is frozen and writes the journal of when each page was really open.
+separate process per daemon (``tests/fakes/browser.py``): its pages keep hearing, sending,
+acknowledging and storing while their daemon is frozen, leave WhatsApp Web by themselves at the
+lease deadline, and the browser writes the journal of when each page was really open.
 
 While the run lasts, messages are queued for sending all the time (``messages.send``, as
 ``blazzctl message send`` does) and customers write to every connected account (the fake's

@@ -487,8 +487,10 @@ def test_a_send_frozen_on_its_way_to_the_page_is_refused_there_after_a_takeover(
     """Experiment 1: host-a hands a message to its page and is SIGSTOPped while the send is on its
     way (the fake's send_delay). Its lease expires and host-b takes the account. host-b's page is
     restored from the archive and cannot know the message, so host-b does not send it blind: after
-    messages.resolve_timeout it is `unknown`. After SIGCONT host-a's send reaches the page past the
-    lease deadline it carries, and the page refuses it. `message resend` then sends it once."""
+    messages.resolve_timeout it is `unknown`. host-a's page left WhatsApp Web by itself at the lease
+    deadline while host-a was frozen (the browser is another process), so after SIGCONT its late
+    send reaches no page (had it come before, the page would have refused it: past the deadline
+    it carries). `message resend` then sends it once."""
     import json
 
     from blazzctl.enums import Direction
@@ -528,7 +530,7 @@ def test_a_send_frozen_on_its_way_to_the_page_is_refused_there_after_a_takeover(
         fleet.thaw(stalled)
         time.sleep(4.0)  # host-a's send_delay ends and its send reaches the page
         assert outbox_daemons() == [], "the frozen daemon's late send reached WhatsApp"
-        assert "lease deadline passed" in stalled.log.read_text(), stalled.tail()
+        assert "the page passed its lease deadline and left WhatsApp Web" in stalled.log.read_text(), stalled.tail()
         assert status() == "unknown"
 
         result = cli("message", "resend", str(ids[0]), str(message_id), db=mariadb_url)

@@ -268,12 +268,70 @@ def test_a_message_heard_by_a_page_whose_daemon_died_before_storing_it_is_caught
         daemon = fleet.start(1, host="host-a")
         assert daemon.wait(60) == -signal.SIGKILL, daemon.tail()
         heard = _inbox(inbox)
-        assert len(heard) == 20 and heard[-1] not in _stored_ids(db)  # the page had it; the database not
+        # The page had it, the database not (the browser may have heard one more before it saw its
+        # daemon gone: it is another process).
+        assert len(heard) >= 20 and heard[19] not in _stored_ids(db)
         daemon = fleet.start(1, host="host-a")  # hears 30 more once connected, and catches up
         wait_for(lambda: set(heard) <= set(_stored_ids(db)), 30,
                  message=lambda: f"{sorted(set(heard) - set(_stored_ids(db)))} never stored\n{fleet.logs()}")
         assert "caught up messages the database had missed" in daemon.log.read_text()
-        wait_for(lambda: len(_stored_ids(db)) == 50, 30, message=lambda: f"all 50 stored\n{fleet.logs()}")
+        total = len(heard) + 30
+        wait_for(lambda: len(_stored_ids(db)) == total, 30, message=lambda: f"all {total} stored\n{fleet.logs()}")
         stored = _stored_ids(db)
         assert len(stored) == len(set(stored))
     db.dispose()
+
+
+def test_a_frozen_daemons_pages_keep_hearing_and_what_they_heard_is_stored(mariadb_url, tmp_path):
+    """The browser is another process: while its daemon is SIGSTOPped the pages go on hearing
+    customers (and acknowledging them to WhatsApp). A short freeze: the daemon stores what they
+    heard once it runs again. A freeze past the TTL: the pages leave WhatsApp Web at the lease
+    deadline, host-b takes the accounts over, and what host-a's pages heard before leaving is
+    still stored (late, after SIGCONT), once; nothing heard is lost, no account is driven twice."""
+    migrate(mariadb_url)
+    db = Database(mariadb_url, connect_timeout=2)
+    inbox = tmp_path / "inbox.jsonl"
+    timings = {"lease_ttl": TTL, "claim_interval": CLAIM, "heartbeat_interval": 0.5}
+    provider = {"inbound": {"every": 0.1, "count": 100000}, "inbox": str(inbox)}
+    per_host = {"host-a": {"provider": provider}, "host-b": {"provider": provider}}
+    with Fleet(tmp_path / "fleet", mariadb_url, daemon=timings, per_host=per_host) as fleet:
+        seed_accounts(db, 2)
+        frozen = fleet.start(1, host="host-a")
+        wait_for(lambda: len(_inbox(inbox)) >= 20, 30, message=lambda: f"messages arriving\n{fleet.logs()}")
+        fleet.freeze(frozen)
+        before = len(_inbox(inbox))
+        time.sleep(0.3 * TTL)  # well inside the fence deadline
+        assert len(_inbox(inbox)) >= before + 10, "the pages stopped hearing while their daemon was frozen"
+        fleet.thaw(frozen)
+        heard = _inbox(inbox)
+        wait_for(lambda: set(heard) <= set(_stored_ids(db)), 20,
+                 message=lambda: f"{len(set(heard) - set(_stored_ids(db)))} heard while frozen not stored\n"
+                                 f"{fleet.logs()}")
+
+        other = fleet.start(1, host="host-b")
+        wait_for_daemons(db, 2, fleet=fleet)
+        wait_for(lambda: set(per_owner(owners(db))) == {frozen.name, other.name}, 30,
+                 message=lambda: f"both own some: {per_owner(owners(db))}\n{fleet.logs()}")
+        fleet.freeze(frozen)
+        wait_for(lambda: set(per_owner(owners(db))) == {other.name}, 3 * TTL,
+                 message=lambda: f"host-b took over: {per_owner(owners(db))}\n{fleet.logs()}")
+        fleet.thaw(frozen)
+        wait_for(lambda: len(_inbox(inbox)) >= len(heard) + 40, 30, message=lambda: f"arriving\n{fleet.logs()}")
+        heard = _inbox(inbox)
+        wait_for(lambda: set(heard) <= set(_stored_ids(db)), 30,
+                 message=lambda: f"{sorted(set(heard) - set(_stored_ids(db)))[:5]} heard but not stored\n"
+                                 f"{fleet.logs()}")
+        assert "the page passed its lease deadline and left WhatsApp Web" in frozen.log.read_text()
+        stored = _stored_ids(db)
+        assert len(stored) == len(set(stored))
+        by = {line["daemon"] for line in _inbox_lines(inbox)}
+        assert by == {frozen.name, other.name}
+        report = fleet.check()
+        assert report.violations == [], "\n".join(report.violations[:20])
+    db.dispose()
+
+
+def _inbox_lines(path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -39,11 +39,12 @@ root on PYTHONPATH). Options (``providers.webjs.options``):
 - ``acks``: acks reported after a send, e.g. ``[2, 3]`` (delivered, then read), 0.05 s apart
 - ``stop_delay``: seconds a stop that saves the login takes (checkpoint, then the browser
   closes); the session stays live until then. A stop without saving (a kill) is immediate.
-- ``inbound``: ``{"every": S, "count": N}``: once connected, each account receives N messages
-  from a customer, one every S seconds (``MessageEvent``), each recorded in ``inbox`` (a file)
-  before the daemon hears of it, as the real page acknowledges it to WhatsApp first; the page
-  keeps it (in its login's storage, like IndexedDB: the profile, and the archive at a checkpoint),
-  and ``recent_messages`` answers from there, as the real page answers from what it holds
+- ``inbound``: ``{"every": S, "count": N}``: once connected, each account's page hears N messages
+  from a customer, one every S seconds, in the browser process (also while the daemon is frozen),
+  each recorded in ``inbox`` (a file) before the daemon hears of it (``MessageEvent``), as the
+  real page acknowledges it to WhatsApp first; the page keeps it (in its login's storage, like
+  IndexedDB: the profile, and the archive at a checkpoint), and ``recent_messages`` answers from
+  there, as the real page answers from what it holds
 - ``die_after_hearing``: N: the daemon process is SIGKILLed right after its page has heard (and
   acknowledged) its N-th message, before the daemon could store it; once per state directory
   (the daemon started again on that host lives on)
@@ -56,14 +57,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import os
 import signal
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from blazzctl.providers import base as p
+
+log = logging.getLogger("blazz.fake")
 
 
 class FakeProvider(p.Provider):
@@ -74,20 +77,17 @@ class FakeProvider(p.Provider):
         self.fail_names = set(opts.get("fail_names", []))
         self.crash_names = set(opts.get("crash_names", []))
         self.journal = Path(opts["journal"]) if opts.get("journal") else None
-        self.outbox = Path(opts["outbox"]) if opts.get("outbox") else None
         self.send_delay = float(opts.get("send_delay", 0))
         self.after_send_delay = float(opts.get("after_send_delay", 0))
         self.not_on_whatsapp = {str(n).lstrip("+") for n in opts.get("not_on_whatsapp", [])}
-        self.acks = [int(a) for a in opts.get("acks", [])]
         self.logout_delay = float(opts.get("logout_delay", 0))
         self.stop_delay = float(opts.get("stop_delay", 0))
-        self.pushed_deadline = 0.0
-        self.inbound = dict(opts.get("inbound") or {})
-        self.inbox = Path(opts["inbox"]) if opts.get("inbox") else None
         self.die_after_hearing = int(opts.get("die_after_hearing") or 0)
         self.heard = 0
-        self.archives = Path(opts["archives"]) if opts.get("archives") else None
-        self.known: dict[int, dict] = {}  # account → {"version": n, "ids": [...]}: what its page knows
+        # What the pages need, in the browser process: they hear, send, ack and store by themselves.
+        self.page_options = {key: opts[key] for key in ("archives", "outbox", "inbox", "inbound", "acks")
+                             if opts.get(key)}
+        self.page_options["profiles"] = str(self.state_dir / "profiles")
         self.phones = dict(opts.get("phones") or {})
         self.sync = dict(opts.get("sync") or {})
         self.sync_fail_names = set(opts.get("sync_fail_names", []))
@@ -107,8 +107,6 @@ class FakeProvider(p.Provider):
     async def start(self, spec: p.SessionSpec) -> None:
         if spec.name in self.crash_names:
             raise RuntimeError("fake browser crashed at launch")
-        if self.archives is not None:
-            self.known[spec.account_id] = self._restore(spec.account_id)
         self.epochs[spec.account_id] = spec.epoch
         self.names[spec.account_id] = spec.name
         await self._call("open", account=spec.account_id, epoch=spec.epoch)
@@ -118,7 +116,8 @@ class FakeProvider(p.Provider):
 
     async def _browser(self) -> asyncio.subprocess.Process:
         if self.browser is None:
-            cmd = [sys.executable, str(Path(__file__).with_name("browser.py")), "--daemon", self.daemon_name]
+            cmd = [sys.executable, str(Path(__file__).with_name("browser.py")), "--daemon", self.daemon_name,
+                   "--options", json.dumps(self.page_options)]
             if self.journal is not None:
                 cmd += ["--journal", str(self.journal)]
             self.browser = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.PIPE,
@@ -135,6 +134,21 @@ class FakeProvider(p.Provider):
                     future.set_result(item)
             elif item.get("event") == "fenced":
                 await self._fenced(int(item["account"]))
+            elif item.get("event") == "message":
+                await self._heard(int(item["account"]), item["message"])
+            elif item.get("event") == "ack":
+                await self.emit(p.AckEvent(int(item["account"]), wa_message_id=item["wa_id"], ack=int(item["ack"])))
+
+    async def _heard(self, account_id: int, message: dict) -> None:
+        """The page heard a customer (and acknowledged it to WhatsApp): now the daemon hears of it,
+        even for a page it has just closed (a late event)."""
+        self.heard += 1
+        marker = self.state_dir / "died-after-hearing"
+        if self.heard == self.die_after_hearing and not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        await self.emit(p.MessageEvent(account_id, message=message))
 
     async def _fenced(self, account_id: int) -> None:
         """The page left WhatsApp Web by itself, past the lease deadline (as bridge.js does)."""
@@ -143,16 +157,17 @@ class FakeProvider(p.Provider):
             return
         self.ready.discard(account_id)
         task.cancel()
+        log.error("the page passed its lease deadline and left WhatsApp Web", extra={"account_id": account_id})
         await self.emit(p.Disconnected(account_id, reason="lease deadline passed in the page", retry=True))
 
-    async def _call(self, op: str, **args) -> None:
-        """A request to the browser, answered once done."""
+    async def _call(self, op: str, **args) -> dict:
+        """A request to the browser; its answer once done."""
         future = asyncio.get_running_loop().create_future()
         request_id = next(self._ids)
         self._replies[request_id] = future
         self._tell(await self._browser(), {"op": op, "id": request_id, **args})
         try:
-            await asyncio.wait_for(future, timeout=30)
+            return await asyncio.wait_for(future, timeout=30)
         finally:
             self._replies.pop(request_id, None)
 
@@ -170,78 +185,13 @@ class FakeProvider(p.Provider):
         await asyncio.sleep(self.link_delay / 2)
         phone = self.phones.get(spec.name) or spec.phone_number or f"+628129{spec.account_id:06d}"
         self.ready.add(spec.account_id)
-        self._send_pending(spec.account_id)
         await self.emit(p.Ready(spec.account_id, phone_number=phone, push_name=f"Fake {spec.name}"))
-        if self.inbound:
-            await self._incoming(spec.account_id)
-
-    async def _incoming(self, account_id: int) -> None:
-        """Customers write: ``inbound["count"]`` messages, one every ``inbound["every"]`` seconds.
-        Each is in ``inbox`` before the daemon hears of it: the page has acknowledged it to
-        WhatsApp, which never delivers it again, whatever the daemon then does with it."""
-        every, count = float(self.inbound.get("every", 0.05)), int(self.inbound.get("count", 10))
-        sender = f"62813{account_id:07d}@c.us"
-        for n in range(count):
-            await asyncio.sleep(every)
-            if self.pushed_deadline and time.time() > self.pushed_deadline:
-                return  # the page went blank at the lease deadline (the browser closes it): it hears nothing
-            message = {"id": f"false_{sender}_{uuid.uuid4().hex[:20].upper()}", "remote": sender, "from": sender,
-                       "type": "chat", "body": f"customer message {n}", "t": int(time.time()), "from_me": False}
-            known = self.known.get(account_id)
-            if known is not None:  # the page keeps what it heard (IndexedDB, in the local profile)
-                known["inbound"] = [*known.get("inbound", [])[-499:], message]
-                self._write_json(self._profile_file(account_id), known)
-            if self.inbox is not None:
-                with open(self.inbox, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps({"account_id": account_id, "id": message["id"], "daemon": self.daemon_name,
-                                         "t": time.time()}) + "\n")
-            self.heard += 1
-            marker = self.state_dir / "died-after-hearing"
-            if self.heard == self.die_after_hearing and not marker.exists():
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-                os.kill(os.getpid(), signal.SIGKILL)
-            await self.emit(p.MessageEvent(account_id, message=message))
-
-    # --- the login: a local profile per host, archives shared by all --------------------------------
-
-    def _archive_file(self, account_id: int) -> Path:
-        return self.archives / f"{account_id}.json"
-
-    def _profile_file(self, account_id: int) -> Path:
-        return self.state_dir / "profiles" / f"{account_id}.json"
-
-    @staticmethod
-    def _read(path: Path) -> dict:
-        try:
-            return json.loads(path.read_text())
-        except (OSError, ValueError):
-            return {"version": 0, "ids": []}
-
-    @staticmethod
-    def _write_json(path: Path, data: dict) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
-
-    def _restore(self, account_id: int) -> dict:
-        """The session's starting knowledge: the local profile unless the archive is newer."""
-        archive, local = self._read(self._archive_file(account_id)), self._read(self._profile_file(account_id))
-        fresh = local["version"] >= archive["version"] and (local["ids"] or local.get("inbound"))
-        return dict(local) if fresh else dict(archive)
+        await self._call("connected", account=spec.account_id)  # pending sends go out; customers write
 
     async def checkpoint(self, account_id: int) -> bool:
-        known = self.known.get(account_id)
-        if self.archives is None or known is None or account_id not in self.live:
+        if account_id not in self.live:
             return False
-        archived = self._read(self._archive_file(account_id))
-        known = {"version": archived["version"] + 1, "ids": list(known["ids"]),
-                 "inbound": list(known.get("inbound", []))}
-        self.known[account_id] = known
-        self._write_json(self._archive_file(account_id), known)
-        self._write_json(self._profile_file(account_id), known)  # the profile is that archive now
-        return True
+        return bool((await self._call("checkpoint", account=account_id)).get("result"))
 
     async def stop(self, account_id: int, *, checkpoint: bool = True) -> None:
         task = self.live.get(account_id)
@@ -276,57 +226,30 @@ class FakeProvider(p.Provider):
     async def send_message(self, account_id: int, message: dict) -> dict:
         if account_id not in self.live:
             raise p.SessionNotReady(f"account {account_id} is not connected")
-        if self.send_delay:
+        if self.send_delay:  # on its way to the page
             await asyncio.sleep(self.send_delay)
-        deadline = max(message.get("deadline") or 0, self.pushed_deadline)  # as bridge.js checks it
-        if deadline and time.time() > deadline:
-            raise p.LeaseDeadline(p.DEADLINE_MARK)
         wa_id = f"true_{message['to']}_{message['msg_id']}"
-        known = self.known.get(account_id)
-        if known is not None:  # the page stores its send (IndexedDB, in the local profile)
-            known["ids"].append(wa_id)
-            self._write_json(self._profile_file(account_id), known)
-        if self.outbox is not None:
-            self._record_send(account_id, {"id": wa_id, "to": message["to"], "body": message.get("body"),
-                                           "media": bool(message.get("media"))})
-        for i, ack in enumerate(self.acks):
-            asyncio.get_running_loop().call_later(0.05 * (i + 1), self._ack, account_id, wa_id, ack)
+        answer = await self._call("send", account=account_id, wa_id=wa_id, to=message["to"],
+                                  body=message.get("body"), media=bool(message.get("media")),
+                                  deadline=message.get("deadline"))
+        if answer.get("error") == "deadline":
+            raise p.LeaseDeadline(p.DEADLINE_MARK)
+        if answer.get("error"):
+            raise p.SessionNotReady(f"account {account_id} is not connected")
         if self.after_send_delay:
             await asyncio.sleep(self.after_send_delay)
         return {"id": wa_id, "msg_id": message["msg_id"], "result": "OK"}
 
-    def _send_pending(self, account_id: int) -> None:
-        """A connected page sends what it stored but never got out (see the module docstring)."""
-        known = self.known.get(account_id)
-        if known is None or self.outbox is None:
-            return
-        sent = {o["id"] for o in _lines(self.outbox)}
-        for wa_id in known["ids"]:
-            if wa_id not in sent:
-                self._record_send(account_id, {"id": wa_id, "to": wa_id.split("_")[1], "pending": True})
-
-    def _record_send(self, account_id: int, line: dict) -> None:
-        line = {"account_id": account_id, **line, "daemon": self.daemon_name, "t": time.time()}
-        with open(self.outbox, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(line) + "\n")
-
     async def set_deadline(self, deadline: float) -> None:
-        self.pushed_deadline = deadline  # sends check it here, as bridge.js does in the page
-        self._tell(await self._browser(), {"op": "deadline", "t": deadline})
-
-    def _ack(self, account_id: int, wa_id: str, ack: int) -> None:
-        if account_id in self.live:
-            asyncio.ensure_future(self.emit(p.AckEvent(account_id, wa_message_id=wa_id, ack=ack)))
+        self._tell(await self._browser(), {"op": "deadline", "t": deadline})  # the pages check it
 
     async def message_exists(self, account_id: int, wa_message_id: str) -> bool:
-        if self.archives is not None:  # what this page knows, not what WhatsApp knows
-            return wa_message_id in (self.known.get(account_id) or {}).get("ids", [])
-        return self.outbox is not None and any(o.get("id") == wa_message_id for o in _lines(self.outbox))
+        return bool((await self._call("exists", account=account_id, wa_id=wa_message_id)).get("result"))
 
     async def recent_messages(self, account_id: int, since: float) -> list[dict]:
         if account_id not in self.live:
             raise p.SessionNotReady(f"account {account_id} is not connected")
-        return [m for m in (self.known.get(account_id) or {}).get("inbound", []) if m["t"] > since]
+        return list((await self._call("recent", account=account_id, since=since)).get("result") or [])
 
     async def is_on_whatsapp(self, account_id: int, phone: str) -> bool:
         return phone.lstrip("+") not in self.not_on_whatsapp
@@ -403,18 +326,3 @@ def _message(remote: str, body: str, t: int, *, type_: str = "chat") -> dict:
             "has_media": type_ != "chat", "mimetype": "image/jpeg" if type_ == "image" else None, "filename": None,
             "size": None, "quoted_id": None, "is_status": False, "lat": None, "lng": None, "loc": None,
             "vcards": [], "reaction": None, "notify_name": None}
-
-
-def _lines(path: Path) -> list[dict]:
-    """A JSON-lines file's records (none when it does not exist yet; a torn last line is skipped)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            pass
-    return out
