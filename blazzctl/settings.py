@@ -115,6 +115,11 @@ class WebjsSettings:
     checkpoint_interval: float = setting(300.0, "Seconds between login archives of a connected account",
                                          min=10, max=86400)
     start_timeout: float = setting(90.0, "Seconds for WhatsApp Web to load", min=5, max=3600)
+    accounts_per_browser: int = setting(8, "Accounts one Chromium holds, each in its own context with its login "
+                                           "kept as a snapshot; 1: a Chromium and a profile directory per account",
+                                        min=1, max=64)
+    snapshot_after: float = setting(10.0, "Seconds after a pooled page's storage changes before its login "
+                                          "snapshot is archived", min=1, max=3600)
     ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "
                                           "it is restarted as stuck_loading (the third time in a row, the "
                                           "account fails)", min=1, max=3600)

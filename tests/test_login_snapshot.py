@@ -137,7 +137,7 @@ def test_every_structured_clone_type_survives_a_trip_to_another_browser(chromium
             first = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
             _, page = await _routed_page(first)
             sig = await page.evaluate(WRITE)
-            data = await snapshot.take(page)
+            data = await snapshot.take(page, f"{ORIGIN}/app")
             await first.close()
             second = await pw.chromium.launch(executable_path=chromium, args=FLAGS)
             context = await second.new_context()
@@ -167,7 +167,7 @@ def test_a_key_made_in_a_worker_makes_the_snapshot_fail_loudly(chromium):
             _, page = await _routed_page(browser)
             extractable = await page.evaluate(WORKER_KEY)
             try:
-                await snapshot.take(page)
+                await snapshot.take(page, f"{ORIGIN}/app")
             except snapshot.SnapshotError as exc:
                 return extractable, str(exc)
             finally:
@@ -221,7 +221,7 @@ def test_a_whatsapp_web_login_moves_to_another_browser_with_no_qr(chromium, fake
                 await asyncio.sleep(0.1)
             fake_wa_web.link(fake_wa_web.waiting_qrs()[0], PHONE)
             await wait_state(page, "CONNECTED")
-            data = await snapshot.take(page)
+            data = await snapshot.take(page, fake_wa_web.url)
             await first.close()
 
             second = await pw.chromium.launch(executable_path=chromium, args=FLAGS)

@@ -131,9 +131,11 @@ def test_a_slow_logout_in_the_page_is_not_undone_by_the_claim_round(cli, tmp_pat
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")
-def test_connect_after_a_logout_without_a_session_needs_a_new_qr(cli, tmp_path, sqlite_url):
-    """Real Chromium, the fake WhatsApp Web: link, disconnect (the login is archived and stays in
-    the local profile), log out with no session, connect again: a QR, not the old login."""
+@pytest.mark.parametrize("per_browser", [8, 1], ids=["pooled", "own-browser"])
+def test_connect_after_a_logout_without_a_session_needs_a_new_qr(cli, tmp_path, sqlite_url, per_browser):
+    """Real Chromium, the fake WhatsApp Web: link, disconnect (the login is archived, and with a
+    browser of its own it stays in the local profile too), log out with no session, connect
+    again: a QR, not the old login."""
     from blazzctl.db import Database
     from tests.fakes.wa_web import FakeWhatsAppWeb
     from tests.webjs_helpers import Recorder, WebjsFleet, account_row, devices_of, wait_qr, wait_status
@@ -143,7 +145,8 @@ def test_connect_after_a_logout_without_a_session_needs_a_new_qr(cli, tmp_path, 
     phone = "+4915550077"
     try:
         with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake, \
-                WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url) as fleet:
+                WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url,
+                           webjs={"accounts_per_browser": per_browser}) as fleet:
             assert cli("workspace", "create", "acme", db=sqlite_url).code == 0
             account = cli("account", "add", "--workspace", "acme", "--name", "sales", "--json", db=sqlite_url).json()
             aid = account["id"]
@@ -155,7 +158,7 @@ def test_connect_after_a_logout_without_a_session_needs_a_new_qr(cli, tmp_path, 
             r = cli("account", "disconnect", "sales", "--workspace", "acme", "--timeout", "30", db=sqlite_url)
             assert r.code == 0, r
             profile = fleet.profile("host-a", account["session_id"])
-            assert profile.is_dir()  # the login is on disk, and in the database
+            assert profile.is_dir() == (per_browser == 1)  # the login is in the database (and on disk)
 
             r = cli("account", "logout", "sales", "--workspace", "acme", "--timeout", "10", db=sqlite_url,
                     env={"BLAZZ_DAEMON_STATE_DIR": str(fleet.state_dir("host-a"))})

@@ -75,12 +75,18 @@ def link(fake, db, account_id: int, phone: str, fleet: WebjsFleet) -> dict:
 
 # --- 1-4: connect with a QR, the QR's forms, handover to another host, logout from the phone ------------
 
-def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, mariadb_url, database_of, tmp_path):
+@pytest.mark.parametrize("per_browser", [8, 1], ids=["pooled", "own-browser"])
+def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, mariadb_url, database_of, tmp_path,
+                                                                    per_browser):
+    """Pooled (several accounts per Chromium, the login a snapshot) and with a Chromium and a
+    profile directory of its own (the login a profile archive): the same story."""
     db = database_of(mariadb_url)
     key = new_key(cli, tmp_path / "keys" / "session.key")
     account = add_account(cli, mariadb_url, "sales")
-    aid, phone = account["id"], "+4915550001"
-    with WebjsFleet(tmp_path / "fleet", mariadb_url, fake.url, key_file=key) as fleet:
+    aid, phone = account["id"], "+4915550001" if per_browser > 1 else "+4915550011"
+    pooled = per_browser > 1
+    with WebjsFleet(tmp_path / "fleet", mariadb_url, fake.url, key_file=key,
+                    webjs={"accounts_per_browser": per_browser}) as fleet:
         first = fleet.start(1, host="host-a")
         connect = LiveCommand("account", "connect", "sales", "--workspace", "acme", "--timeout", "60",
                               env={"BLAZZ_DATABASE_URL": mariadb_url})
@@ -124,6 +130,7 @@ def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, m
                  15, message="a login archive")
         shown = cli("account", "show", str(aid), "--json", db=mariadb_url).json()
         assert shown["auth_saved_at"] is not None
+        assert f"kind={'snapshot' if pooled else 'profile'}" in first.log.read_text()
 
         # 3. The owning daemon and its browser die; a daemon on another host (its own state
         # directory, the same key file) restores the login from the database: no new QR.
@@ -139,7 +146,8 @@ def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, m
             assert row["phone_number"] == phone and row["qr_code"] is None
             assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
             restored = fleet.profile("host-b", account["session_id"])
-            assert restored != fleet.profile("host-a", account["session_id"]) and restored.is_dir()
+            assert restored != fleet.profile("host-a", account["session_id"])
+            assert restored.is_dir() != pooled  # a pooled context keeps its storage in memory
 
             # 4. Logged out from the phone: logged_out, the archives and the local profile are gone.
             fake.logout(phone)
@@ -157,7 +165,7 @@ def test_connect_qr_handover_to_another_host_then_logout_from_phone(cli, fake, m
         wait_for(lambda: seen.reached("connected", second.name) and account_row(db, aid)["auth_saved_at"], 60,
                  message=lambda: f"connected and archived again: {account_row(db, aid)}")
         stale = fleet.profile("host-a", account["session_id"])
-        assert stale.is_dir()
+        assert stale.is_dir() != pooled
         with Recorder(db, aid) as seen:
             fleet.kill(second)
             third = fleet.start(1, host="host-a")
@@ -242,11 +250,15 @@ def test_unscanned_qr_codes_expire_after_max_qr_rotations(cli, env, fake, tmp_pa
 def test_killed_browser_is_relaunched_and_reconnects_without_a_qr(cli, env, fake):
     phone = "+4915550008"
     account = connect_and_link(cli, env, "crashy", phone)
-    profile = env.fleet.profile("host-a", account["session_id"])
+    # The daemon pools its browsers (accounts_per_browser 8): the account's Chromium is the
+    # daemon's pool browser, whose profile is scratch under browsers/ in its state directory.
+    pools = env.fleet.state_dir("host-a") / "session-1" / "browsers"
     # Wait for the first login archive, so a relaunch has nothing left to write at start.
     wait_for(lambda: account_row(env.db, account["id"])["auth_saved_at"], 15, message="a login archive")
+    live = [d for d in pools.iterdir() if profile_processes(env.daemon.pid, d)]
+    assert len(live) == 1, f"one pool browser holds the daemon's one live account: {live}"
+    profile = live[0]
     browsers = profile_processes(env.daemon.pid, profile)
-    assert browsers, f"no Chromium process with --user-data-dir={profile}"
     with Recorder(env.db, account["id"]) as seen:
         for proc in browsers:
             proc.kill()
@@ -257,8 +269,9 @@ def test_killed_browser_is_relaunched_and_reconnects_without_a_qr(cli, env, fake
     reasons = [r for s, r, *_ in seen.seen if s == "disconnected"]
     assert any("browser" in (r or "") or "crash" in (r or "") for r in reasons), seen.seen
     assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
-    relaunched = profile_processes(env.daemon.pid, profile)
+    relaunched = [p for d in pools.iterdir() for p in profile_processes(env.daemon.pid, d)]
     assert relaunched and not {p.pid for p in relaunched} & {p.pid for p in browsers}
+    wait_for(lambda: not profile.exists(), 10, message="the dead browser's scratch profile removed")
     row = account_row(env.db, account["id"])
     assert (row["status"], row["phone_number"], row["owner"]) == ("connected", phone, env.daemon.name)
 

@@ -1,8 +1,14 @@
-"""The built-in provider: WhatsApp Web in Chromium, driven by Playwright, one profile per account."""
+"""The built-in provider: WhatsApp Web in Chromium, driven by Playwright.
+
+``providers.webjs.accounts_per_browser`` K > 1 (the default): K accounts per Chromium, each in its
+own context, logins kept as snapshots (``pool.py``, ``snapshot.py``). K = 1: a Chromium and a
+persistent profile directory per account, logins kept as profile archives (``profile.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from pathlib import Path
@@ -10,6 +16,7 @@ from typing import Any
 
 from blazzctl import keys
 from blazzctl.providers import base as p
+from blazzctl.providers.webjs.pool import BrowserPool
 from blazzctl.providers.webjs.session import WebjsSession
 
 log = logging.getLogger("blazz.webjs")
@@ -56,6 +63,9 @@ class WebjsProvider(p.Provider):
         self.sessions: dict[int, WebjsSession] = {}
         self._playwright = None
         self._key: keys.SessionKey | None = None
+        per_browser = int(getattr(self.settings, "accounts_per_browser", 1) or 1)
+        self.pool = BrowserPool(self, per_browser) if per_browser > 1 else None
+        self.snapshot_failures = 0  # pooled logins that could not be snapshotted (each kept its last archive)
 
     def flags(self) -> list[str]:
         """Chromium's command line (without the profile and the pipe Playwright talks through)."""
@@ -79,22 +89,53 @@ class WebjsProvider(p.Provider):
     async def open(self) -> None:
         from playwright.async_api import async_playwright
 
+        import shutil
+
+        shutil.rmtree(self.state_dir / "browsers", ignore_errors=True)  # pooled browsers' scratch of a crash
         self._playwright = await async_playwright().start()
 
     async def close(self) -> None:
         for account_id in list(self.sessions):
             await self.stop(account_id, checkpoint=False)
+        if self.pool is not None:
+            await self.pool.close()
         if self._playwright is not None:
             await self._playwright.stop()
 
+    def context_options(self) -> dict[str, Any]:
+        return {"user_agent": self.settings.user_agent or DEFAULT_USER_AGENT, "viewport": {"width": 1280, "height": 800}}
+
     async def launch_context(self, profile_dir: Path):
+        """A Chromium of its own on a persistent profile (accounts_per_browser 1, or a profile login)."""
         profile_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         return await self._playwright.chromium.launch_persistent_context(
             str(profile_dir), executable_path=self.settings.chromium_path, headless=self.settings.headless,
             ignore_default_args=True,
             args=[*self.flags(), f"--user-data-dir={profile_dir}", "--remote-debugging-pipe", "about:blank"],
-            user_agent=self.settings.user_agent or DEFAULT_USER_AGENT,
-            viewport={"width": 1280, "height": 800}, timeout=self.settings.start_timeout * 1000)
+            timeout=self.settings.start_timeout * 1000, **self.context_options())
+
+    async def launch_browser(self) -> tuple[Any, Path]:
+        """A Chromium for pooled contexts, and its scratch profile directory. Its profile directory holds nothing of value (the
+        contexts keep their storage in memory): a temporary one, removed when the browser ends,
+        and at the next start after a crash."""
+        import shutil
+        import tempfile
+
+        base = self.state_dir / "browsers"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        scratch = tempfile.mkdtemp(prefix="pool-", dir=base)
+        try:
+            browser = await self._playwright.chromium.launch(
+                executable_path=self.settings.chromium_path, headless=self.settings.headless, ignore_default_args=True,
+                args=[*self.flags(), f"--user-data-dir={scratch}", "--remote-debugging-pipe", "--no-startup-window"],
+                timeout=self.settings.start_timeout * 1000)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        # Chromium may still be writing there as its pipe closes: removed a little later.
+        browser.on("disconnected", lambda _b: asyncio.get_running_loop().call_later(
+            2.0, functools.partial(shutil.rmtree, scratch, ignore_errors=True)))
+        return browser, Path(scratch)
 
     def running(self) -> set[int]:
         return set(self.sessions)

@@ -1,7 +1,9 @@
-"""One account's WhatsApp Web session: a persistent Chromium context, the bridge, its states.
+"""One account's WhatsApp Web session: a Chromium context, the bridge, its states.
 
 States are read from the page through the bridge (``bridge.js``) and turned into provider
-events. The login travels between hosts as an encrypted archive of the profile's storage.
+events. The login travels between hosts as an encrypted archive: a snapshot of the page's
+storage for a context in a pooled browser (``snapshot.py``), or the login folders of a
+persistent profile when the account has a Chromium of its own (``profile.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from blazzctl.errors import BlazzError
 from blazzctl.providers import base as p
-from blazzctl.providers.webjs import profile
+from blazzctl.providers.webjs import profile, snapshot
 from blazzctl.services import auth_archives as archives
 
 if TYPE_CHECKING:
@@ -42,6 +44,10 @@ class WebjsSession:
         self.profile = provider.state_dir / "profiles" / spec.session_id
         self.context = None
         self.page = None
+        self.pooled = False  # a context in a shared browser, its login a snapshot (decided at launch)
+        self._restoring: bytes | None = None  # a login snapshot to write into the context before the app
+        self._snapshot_refused = False  # this profile's keys cannot be exported: it archives as a profile
+        self._snapshot_soon: asyncio.Task | None = None
         self.closing = False
         self.loaded = False
         self.ready = False
@@ -89,20 +95,32 @@ class WebjsSession:
         except BlazzError as exc:  # the session key is missing or unreadable
             await self.emit(p.Failed(self.account_id, reason="session_key_unavailable", detail=str(exc)))
             return
-        removed = profile.remove_locks(self.profile)
-        if removed:
-            log.info("removed stale Chromium locks", extra={"account_id": self.account_id, "files": removed})
         if self.closing:  # stopped while restoring: start no browser
             return
-        self.context = await self.provider.launch_context(self.profile)
+        if self.pooled:
+            self.context = await self.provider.pool.context_for(self.account_id)
+        else:
+            removed = profile.remove_locks(self.profile)
+            if removed:
+                log.info("removed stale Chromium locks", extra={"account_id": self.account_id, "files": removed})
+            self.context = await self.provider.launch_context(self.profile)
         if self.closing:  # stopped while Chromium was starting: close(), waiting for us, closes it
             return
+        await snapshot.install(self.context)  # first: keys the app makes from now on can be snapshotted
         await self.context.add_init_script(f"window.__blazzOptions = {json.dumps(self._page_options())};")
         await self.context.add_init_script(BRIDGE)
         await self.context.expose_binding("blazzEmit", self._on_binding)
         self.context.on("close", lambda _ctx: self._on_closed("the browser closed unexpectedly"))
         self.page = self.context.pages[0] if self.context.pages else await self.context.new_page()
         self.page.on("crash", lambda _page: self._on_closed("the page crashed"))
+        if self._restoring is not None:
+            data, self._restoring = self._restoring, None
+            try:
+                await snapshot.restore(self.context, self.cfg.url, data, page=self.page)
+            except snapshot.SnapshotError as exc:
+                await self.emit(p.Failed(self.account_id, reason="auth_archive_corrupt",
+                                         detail=f"the login snapshot cannot be restored: {exc}"))
+                return
         if not self.closing:
             self.spawn(self._navigate())
 
@@ -110,12 +128,33 @@ class WebjsSession:
         return {"pairPhone": self.spec.pair_phone.lstrip("+") if self.spec.pair_phone else None}
 
     def _restore(self) -> None:
-        """Restore the newest login archive unless the local profile is that archive (or a later state of it)."""
+        """Decide where this run keeps the login and bring the newest archive there.
+
+        A snapshot goes into a pooled context (with accounts_per_browser 1: into a fresh profile,
+        which its next checkpoint archives as a profile). A profile archive is unpacked into the
+        profile unless the local profile is that archive (or a later state of it), also when
+        browsers are pooled: its key was made before blazz made keys exportable and cannot travel
+        as a snapshot, so the account keeps a Chromium of its own until it is linked again.
+        """
         db = self.provider.database
+        self.pooled = self.provider.pool is not None
         newest = archives.newest(db, account_id=self.account_id)
-        if newest is None or profile.local_archive(self.profile) == (newest.version, newest.checksum):
+        if newest is None:
+            return
+        local = profile.local_archive(self.profile) == (newest.version, newest.checksum)
+        if local and not self.pooled:
             return
         plain = archives.load(db, account_id=self.account_id, version=newest.version, key=self.provider.key())
+        if snapshot.is_snapshot(plain):
+            if not self.pooled:
+                profile.delete(self.profile)
+            self._restoring = plain
+            log.info("restoring login snapshot", extra={"account_id": self.account_id, "version": newest.version,
+                                                       "pooled": self.pooled})
+            return
+        self.pooled = False
+        if local:
+            return
         try:
             profile.unpack(self.profile, plain)
         except (profile.UnsafeArchive, tarfile.TarError) as exc:
@@ -169,6 +208,8 @@ class WebjsSession:
             await self._on_synced(data)
         elif kind == "logout":
             await self._logged_out("logged out from the phone")
+        elif kind == "storage":
+            self._storage_changed()
         elif kind == "ciphertext":
             self.undecrypted.add(data.get("id") or "")
             self.spawn(self._undecrypted_after_timeout(data))
@@ -278,7 +319,8 @@ class WebjsSession:
     # --- checkpoints (portable login) ------------------------------------------------------------
 
     async def _checkpoints(self) -> None:
-        await asyncio.sleep(FIRST_CHECKPOINT)
+        # A pooled context keeps nothing once closed: its login is archived at once.
+        await asyncio.sleep(0 if self.pooled else FIRST_CHECKPOINT)
         while not self.closing:
             await self.checkpoint()
             await asyncio.sleep(self.cfg.checkpoint_interval)
@@ -290,7 +332,9 @@ class WebjsSession:
 
     async def _checkpoint(self) -> bool:
         try:
-            plain = await asyncio.to_thread(profile.pack, self.profile)
+            plain = await self._login_bytes()
+            if plain is None:
+                return False
             version = await asyncio.to_thread(archives.save, self.provider.database, account_id=self.account_id,
                                               owner=self.provider.daemon_name, epoch=self.spec.epoch,
                                               plain=plain, key=self.provider.key())
@@ -299,10 +343,47 @@ class WebjsSession:
         except Exception as exc:  # a file changing under tar, a key problem: try again next time
             log.warning("checkpoint failed", extra={"account_id": self.account_id, "error": _first_line(exc)})
             return False
-        profile.set_local_archive(self.profile, version, hashlib.sha256(plain).hexdigest())
-        log.info("login archived", extra={"account_id": self.account_id, "version": version,
-                                          "bytes": len(plain)})
+        if not self.pooled:
+            profile.set_local_archive(self.profile, version, hashlib.sha256(plain).hexdigest())
+        log.info("login archived", extra={"account_id": self.account_id, "version": version, "bytes": len(plain),
+                                          "kind": "snapshot" if snapshot.is_snapshot(plain) else "profile"})
         return True
+
+    async def _login_bytes(self) -> bytes | None:
+        """What to archive: with pooled browsers, a snapshot of the page's storage (from a profile
+        too, when its keys can be exported: the account is pooled from its next start), else the
+        profile's login folders. None: nothing to archive now (a pooled snapshot failed: the
+        previous archive stays, which is still a working login)."""
+        if self.provider.pool is not None and not self._snapshot_refused and self.page is not None:
+            try:
+                return await snapshot.take(self.page, self.cfg.url)
+            except snapshot.SnapshotError as exc:
+                if self.pooled:
+                    self.provider.snapshot_failures += 1
+                    log.error("login snapshot failed; the previous archive is kept",
+                              extra={"account_id": self.account_id, "error": str(exc)})
+                    return None
+                self._snapshot_refused = True
+                log.info("login kept as a profile archive: it cannot be snapshotted",
+                         extra={"account_id": self.account_id, "error": str(exc)})
+        if self.pooled:
+            return None
+        return await asyncio.to_thread(profile.pack, self.profile)
+
+    def _storage_changed(self) -> None:
+        """The page wrote its storage: a pooled login is archived within ``snapshot_after`` seconds,
+        so a takeover after a crash restores a login at most that old."""
+        if not self.pooled or not self.ready or self.closing:
+            return
+        if self._snapshot_soon is None or self._snapshot_soon.done():
+            self._snapshot_soon = asyncio.create_task(self._snapshot_later())
+            self.tasks.add(self._snapshot_soon)
+            self._snapshot_soon.add_done_callback(self.tasks.discard)
+
+    async def _snapshot_later(self) -> None:
+        await asyncio.sleep(self.cfg.snapshot_after)
+        if not self.closing:
+            await self.checkpoint()
 
     # --- shutdown ------------------------------------------------------------------------------
 
@@ -314,7 +395,17 @@ class WebjsSession:
             # A stop while Chromium is starting (a release for rebalance or drain, a lost lease)
             # must not return before the browser exists: it would be left running, unowned.
             await self._launched.wait()
-        if self.context is not None:
+        saved = False
+        if checkpoint and self.ready and not self.logged_out and self.provider.pool is not None:
+            # A snapshot is read from the page: before its context closes.
+            self.closing = False
+            try:
+                saved = await self.checkpoint()
+            finally:
+                self.closing = True
+        if self.pooled:
+            await self.provider.pool.release(self.account_id)
+        elif self.context is not None:
             try:
                 await self.context.close()
             except Exception:
@@ -322,7 +413,7 @@ class WebjsSession:
         if self.logged_out:  # a dead login must not be restored, nor archived, nor relaunched
             await asyncio.to_thread(profile.delete, self.profile)
             return
-        if checkpoint and self.ready and profile.has_login(self.profile):
+        if checkpoint and not saved and not self.pooled and self.ready and profile.has_login(self.profile):
             self.closing = False  # checkpoint() checks it; no events can fire: the browser is gone
             try:
                 await self.checkpoint()

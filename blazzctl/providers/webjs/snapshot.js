@@ -35,6 +35,28 @@
     Object.defineProperty(proto, "__blazzExtractable", { value: true });
   }
 
+  // Writes to the login's storage are reported (at most twice a second) to the session, which
+  // archives a pooled login within providers.webjs.snapshot_after of them.
+  let reported = 0;
+  const changed = () => {
+    const now = Date.now();
+    if (now - reported < 500) return;
+    reported = now;
+    try { if (window.blazzEmit) window.blazzEmit("storage", {}); } catch (e) { /* page closing */ }
+  };
+  const watch = (proto, names) => {
+    for (const name of names) {
+      const original = proto && proto[name];
+      if (typeof original !== "function") continue;
+      Object.defineProperty(proto, name, {
+        configurable: true, writable: true,
+        value: function (...args) { changed(); return original.apply(this, args); },
+      });
+    }
+  };
+  if (typeof IDBObjectStore !== "undefined") watch(IDBObjectStore.prototype, ["put", "add", "delete", "clear"]);
+  if (typeof Storage !== "undefined") watch(Storage.prototype, ["setItem", "removeItem", "clear"]);
+
   class SnapshotError extends Error {}
 
   const b64 = (bytes) => {

@@ -69,13 +69,17 @@ async def install(context) -> None:
     await context.add_init_script(SCRIPT)
 
 
-async def take(page) -> bytes:
+async def take(page, app_url: str) -> bytes:
     """The page's origin storage, encoded; SnapshotError when a value cannot be carried (a key
-    made in a Worker, an unsupported type) or the page cannot answer."""
+    made in a Worker, an unsupported type), the page cannot answer, or it is not on the app's
+    origin any more (a page that left WhatsApp Web at its lease deadline is about:blank: its
+    empty storage must never replace a login)."""
     try:
         storage = await page.evaluate("() => window.__blazzSnapshot.snapshot()")
     except Exception as exc:
         raise SnapshotError(_reason(exc)) from None
+    if storage.get("origin") != origin_of(app_url):
+        raise SnapshotError(f"the page is on {storage.get('origin')}, not on the app's origin: nothing to snapshot")
     return encode(storage)
 
 
