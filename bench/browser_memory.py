@@ -1,18 +1,20 @@
 """Chromium memory per WhatsApp session, ours vs a whatsapp-web.js-style launch, and restore time.
 
-    python3 bench/browser_memory.py --sessions K [--json] [--settle 15] [--no-docs]
+    python3 bench/browser_memory.py --sessions K [--per-browser 8] [--json] [--settle 15] [--no-docs]
 
 On the fake WhatsApp Web (``tests/fakes/wa_web``), each account seeded with a realistic weight
 (1000 chats, 300 extra contacts, 20 groups, 2 messages per chat, 8 MB of script heap):
 
 1. **ours**: a real session daemon (``python -m daemons.session``, the built-in ``webjs`` provider,
-   its launch flags) connects K accounts one after the other (QR linked through the fake's
-   control API). PSS of the daemon's Chromium processes (psutil ``memory_full_info().pss``) is
+   its launch flags, ``providers.webjs.accounts_per_browser`` = ``--per-browser``: by default
+   pooled, several accounts per Chromium) connects K accounts one after the other (QR linked
+   through the fake's control API). PSS of the daemon's Chromium processes (psutil ``memory_full_info().pss``) is
    taken after the first session and after the K-th, each after ``--settle`` seconds:
    marginal per session = (PSS_K - PSS_1) / (K - 1); also PSS_K / K.
    Then the daemon and its browsers are SIGKILLed and a daemon on another "host" (its own state
    directory, the same session key) restores every login from the database: time from its
-   claim of an account to ``connected`` (per account; median and max).
+   claim of an account to ``connected`` (per account; median and max). Then one of that
+   daemon's browsers is SIGKILLed: time until all of its accounts are connected again.
 2. **theirs**: the same K accounts' pages launched the way whatsapp-web.js launches them (one
    Chromium per client, Puppeteer 24's default flags, headless=new, ``defaultViewport: null``,
    its ``--user-agent``/``--disable-blink-features=AutomationControlled``, and the README's
@@ -151,6 +153,22 @@ class Poller:
         self._stop.set()
         self._thread.join(5)
 
+    def left_after(self, account_id: int, owner: str, since: float) -> bool:
+        return any(t >= since and who == owner and status != "connected"
+                   for t, status, who in self.changes[account_id])
+
+    def back_after(self, account_id: int, owner: str, since: float) -> float | None:
+        """Seconds from ``since`` until the account, having left ``connected``, is connected again."""
+        left = False
+        for t, status, who in self.changes[account_id]:
+            if t < since or who != owner:
+                continue
+            if status != "connected":
+                left = True
+            elif left:
+                return t - since
+        return None
+
     def restore_time(self, account_id: int, owner: str) -> float | None:
         """Seconds from ``owner``'s claim of the account to its ``connected`` (after its own start)."""
         claimed = started = None
@@ -175,7 +193,7 @@ def wait(predicate, timeout: float, what: str):
     raise SystemExit(f"timed out after {timeout:g} s waiting for {what}")
 
 
-def run_ours(fake, k: int, settle: float, root: Path) -> dict:
+def run_ours(fake, k: int, settle: float, root: Path, per_browser: int) -> dict:
     from blazzctl.db import Database
     from blazzctl.enums import CommandKind
     from blazzctl.models import WhatsAppAccount
@@ -197,7 +215,8 @@ def run_ours(fake, k: int, settle: float, root: Path) -> dict:
         ids = [a.id for a in made]
     fleet = WebjsFleet(root / "fleet", url, fake.url, key_file=key,
                        daemon={"capacity": max(k, 1), "start_stagger": 0.0, "lease_ttl": 6.0},
-                       webjs={"checkpoint_interval": 300, "start_timeout": 60})
+                       webjs={"checkpoint_interval": 300, "start_timeout": 60,
+                              "accounts_per_browser": per_browser})
     out: dict = {"flags": [*BASE_FLAGS, *HEADLESS_FLAGS, "--no-sandbox",
                            "--disable-features=" + ",".join(DISABLED_FEATURES)]}
     try:
@@ -220,13 +239,33 @@ def run_ours(fake, k: int, settle: float, root: Path) -> dict:
             second = fleet.start(1, host="host-b")
             wait(lambda: all(poller.restore_time(a, second.name) is not None for a in ids), 180,
                  "every account restored on host-b")
-        out["restore_s"] = [round(poller.restore_time(a, second.name), 2) for a in ids]
+            out["restore_s"] = [round(poller.restore_time(a, second.name), 2) for a in ids]
+            # One of host-b's browsers dies: how long until all of its accounts are connected again.
+            killed = time.monotonic()
+            victim = kill_a_browser(second.pid)
+            time.sleep(3.0)  # its accounts notice (their pages are gone) and leave `connected`
+            hit = [a for a in ids if poller.left_after(a, second.name, killed)]
+            wait(lambda: all(poller.back_after(a, second.name, killed) is not None for a in hit), 180,
+                 "the killed browser's accounts connected again")
+            times = [poller.back_after(a, second.name, killed) for a in hit]
+            out["browser_kill"] = {"pid": victim, "accounts": len(hit), "all_back_s": round(max(times or [0]), 2)}
         out["qr_after_restore"] = sum(1 for a in ids for _t, st, who in poller.changes[a]
                                       if who == second.name and st == "qr_scanning")
     finally:
         fleet.close()
         db.dispose()
     return out
+
+
+def kill_a_browser(daemon_pid: int) -> int:
+    """SIGKILL the first browser process below the daemon (not one of its helpers: no --type=)."""
+    import signal
+
+    for proc in chromium_processes(daemon_pid):
+        if not any(a.startswith("--type=") for a in proc.cmdline()):
+            os.kill(proc.pid, signal.SIGKILL)
+            return proc.pid
+    raise SystemExit("no browser process below the daemon")
 
 
 def phone_of(side: str, n: int) -> str:
@@ -328,6 +367,7 @@ def summarise(side: dict, k: int) -> dict:
             "procs_k": side["procs_k"], "marginal_mb_per_session": mb(marginal),
             "mean_mb_per_session": mb(side["pss_k"] / k), "restore_median_s": round(statistics.median(restore), 2),
             "restore_max_s": max(restore), "restore_s": restore, "flags": side["flags"],
+            **({"browser_kill": side["browser_kill"]} if "browser_kill" in side else {}),
             **({"qr_after_restore": side["qr_after_restore"]} if "qr_after_restore" in side else {})}
 
 
@@ -378,13 +418,15 @@ def write_docs(result: dict) -> Path:
     """Replace this bench's section of docs/benchmarks.md (between its markers), or append it."""
     path = REPO / "docs" / "benchmarks.md"
     ours, theirs = result["ours"], result["theirs"]
+    kill = ours.get("browser_kill") or {"all_back_s": "-", "accounts": 0}
     k = result["sessions"]
     load = f"; load average at the start {result['load']}" if result.get("load") else ""
     lines = [
         BEGIN, "## Chromium memory per WhatsApp session, and restore time (`bench/browser_memory.py`)", "",
         f"Measured {result['date']} on {result['machine']}{load}.", "",
-        f"- Command: `python3 bench/browser_memory.py --sessions {k} --settle {result['settle_s']:g}` "
-        f"(settle: seconds before each PSS reading)",
+        f"- Command: `python3 bench/browser_memory.py --sessions {k} --per-browser {result['per_browser']} "
+        f"--settle {result['settle_s']:g}` (settle: seconds before each PSS reading; ours with "
+        f"`providers.webjs.accounts_per_browser: {result['per_browser']}`)",
         "- Page: the fake WhatsApp Web, each account seeded with "
         + ", ".join(f"{key} {value}" for key, value in SEED.items()),
         "- PSS: sum of `memory_full_info().pss` over the Chromium processes of one side "
@@ -403,8 +445,13 @@ def write_docs(result: dict) -> Path:
         f"| restore to connected, median (max) | {ours['restore_median_s']} s ({ours['restore_max_s']} s): claim on "
         f"another host -> connected, login restored from the database; QR codes shown: {ours['qr_after_restore']} | "
         f"{theirs['restore_median_s']} s ({theirs['restore_max_s']} s): relaunch on its own profile |",
+        f"| a browser SIGKILLed: all its accounts connected again | {kill['all_back_s']} s "
+        f"({kill['accounts']} accounts, each restored from its archive) | |",
         "",
-        f"Ratio ours/theirs (marginal PSS per session): **{result['ratio']}** (target <= 0.6).", "",
+        f"Ratio ours/theirs (marginal PSS per session): **{result['ratio']}** (target <= 0.6). "
+        f"Restore median {ours['restore_median_s']} s (target <= 1.5 s); a killed browser's accounts all back "
+        f"in {kill['all_back_s']} s (target <= 15 s); QR codes shown after a restore: {ours['qr_after_restore']} "
+        "(target 0).", "",
         f"- Ours, flags (`blazzctl/providers/webjs/provider.py`; Playwright's defaults not used): "
         f"`{' '.join(ours['flags'])}`; viewport 1280x800.",
         f"- Theirs, flags (Puppeteer 24 defaults + whatsapp-web.js's own + its README's): `{' '.join(theirs['flags'])}`; "
@@ -427,11 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, default=4, help="accounts (K) per side, at least 2")
     parser.add_argument("--settle", type=float, default=15.0, help="seconds to wait before each PSS reading")
+    parser.add_argument("--per-browser", type=int, default=None,
+                        help="ours: providers.webjs.accounts_per_browser (default: the setting's default)")
     parser.add_argument("--json", action="store_true", help="print only JSON")
     parser.add_argument("--no-docs", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args(argv)
     if args.sessions < 2:
         parser.error("--sessions must be at least 2 (the marginal cost needs two readings)")
+    from blazzctl.settings import WebjsSettings
+
+    per_browser = args.per_browser or WebjsSettings().accounts_per_browser
+    if per_browser < 1:
+        parser.error("--per-browser must be at least 1")
     from tests.fakes.wa_web import FakeWhatsAppWeb
 
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -443,14 +497,14 @@ def main(argv: list[str] | None = None) -> int:
                 fake.seed(phone_of(side, i), **SEED)
         log = (lambda *a: None) if args.json else (lambda *a: print(*a, file=sys.stderr, flush=True))
         log(f"ours: {args.sessions} sessions through a session daemon ...")
-        ours = summarise(run_ours(fake, args.sessions, args.settle, root / "ours"), args.sessions)
+        ours = summarise(run_ours(fake, args.sessions, args.settle, root / "ours", per_browser), args.sessions)
         log(f"theirs: {args.sessions} whatsapp-web.js-style clients ...")
         theirs = summarise(asyncio.run(run_theirs_async(fake, args.sessions, args.settle, root / "theirs")),
                            args.sessions)
     ratio = round(ours["marginal_mb_per_session"] / theirs["marginal_mb_per_session"], 2) \
         if theirs["marginal_mb_per_session"] > 0 else None
     result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine(),
-              "sessions": args.sessions, "settle_s": args.settle, "seed": SEED, "ours": ours, "theirs": theirs,
+              "sessions": args.sessions, "per_browser": per_browser, "settle_s": args.settle, "seed": SEED, "ours": ours, "theirs": theirs,
               "ratio": ratio, "foreign_chromium_processes_max": FOREIGN[0], "load": load}
     if not args.no_docs:
         result["docs"] = str(write_docs(result))

@@ -363,3 +363,44 @@ def test_a_frozen_daemons_page_leaves_whatsapp_at_its_lease_deadline(cli, fake, 
         assert "the page passed its lease deadline" in daemon.log.read_text()
     finally:
         fleet.close()
+
+
+# --- a login moves between a browser of its own and the pool, both ways -----------------------------------
+
+def test_a_login_moves_from_a_profile_into_the_pool_and_back_with_no_qr(cli, fake, database_of, tmp_path):
+    """Linked with accounts_per_browser 1 (a profile archive). A daemon with 8 per browser starts
+    it once with a Chromium of its own (the newest archive is a profile) and archives it as a
+    snapshot (its key was made exportable by the init script); the next daemon runs it pooled;
+    back to 1, the snapshot is written into a fresh profile and archived as a profile again.
+    Never a QR, always the same linked device."""
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    db = database_of(url)
+    key = new_key(cli, tmp_path / "keys" / "session.key")
+    account = add_account(cli, url, "mover")
+    aid, phone = account["id"], "+4915550031"
+
+    def archived(daemon, kind: str) -> bool:
+        return f"kind={kind}" in daemon.log.read_text()
+
+    with WebjsFleet(tmp_path / "fleet", url, fake.url, key_file=key) as fleet:
+        own = fleet.start(1, host="host-a", webjs={"accounts_per_browser": 1})
+        assert cli("account", "connect", str(aid), "--no-wait", db=url).code == 0
+        link(fake, db, aid, phone, fleet)
+        wait_for(lambda: archived(own, "profile"), 20, message=lambda: f"a profile archive\n{fleet.logs(30)}")
+        with Recorder(db, aid) as seen:
+            steps = [("host-b", 8, "snapshot", False), ("host-c", 8, "snapshot", True), ("host-d", 1, "profile", False)]
+            previous = own
+            for host, per_browser, kind, pooled in steps:
+                fleet.kill(previous)
+                daemon = fleet.start(1, host=host, webjs={"accounts_per_browser": per_browser})
+                wait_for(lambda: seen.reached("connected", daemon.name), 60,
+                         message=lambda: f"connected by {daemon.name}: {seen.seen}\n{fleet.logs(40)}")
+                wait_for(lambda: archived(daemon, kind), 30,
+                         message=lambda: f"{daemon.name} archived a {kind}\n{fleet.logs(40)}")
+                log_text = daemon.log.read_text()
+                assert ("browser started" in log_text) == pooled, log_text
+                assert ("restoring login snapshot" in log_text) == (host != "host-b"), log_text
+                previous = daemon
+        assert seen.qrs() == [], seen.seen
+        assert "qr_scanning" not in seen.statuses(), seen.seen
+        assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
