@@ -202,6 +202,7 @@ def run_ours(fake, k: int, settle: float, root: Path, per_browser: int) -> dict:
     from tests.daemon_helpers import migrate
     from tests.webjs_helpers import WebjsFleet, account_row, wait_qr
 
+    root.mkdir(parents=True, exist_ok=True)  # blazz creates database directories only under its state dir
     url = f"sqlite:///{root / 'blazz.db'}"
     migrate(url)
     db = Database(url)

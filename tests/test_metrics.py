@@ -212,3 +212,17 @@ def test_received_counts_stored_inbound_messages_once(sqlite_url):
         assert received() == before + 1  # our own message from the phone is not
     finally:
         db.dispose()
+
+
+def test_pooled_browsers_are_counted_with_their_accounts_and_snapshot_failures():
+    from types import SimpleNamespace
+
+    from daemons.session.metrics import _pool_gauges
+
+    slots = [SimpleNamespace(contexts={1: None, 2: None}), SimpleNamespace(contexts={3: None})]
+    provider = SimpleNamespace(pool=SimpleNamespace(slots=slots), snapshot_failures=2)
+    families = {f.name: f for f in _pool_gauges(provider)}
+    assert families["blazz_browsers"].samples[0].value == 2
+    assert [(s.labels["browser"], s.value) for s in families["blazz_browser_contexts"].samples] == [("0", 2), ("1", 1)]
+    assert families["blazz_login_snapshot_failures"].samples[0].value == 2
+    assert list(_pool_gauges(SimpleNamespace(pool=None))) == []  # a browser per account: no pool figures

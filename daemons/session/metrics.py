@@ -15,7 +15,7 @@ import logging
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from blazzctl.enums import AccountStatus
@@ -72,7 +72,8 @@ class StateCollector(Collector):
         if d.claimer.last_renewed is not None:
             yield _gauge("blazz_lease_renewal_age_seconds", "Seconds since the last confirmed lease renewal "
                          "started (the daemon self-fences at 75 % of the lease TTL)",
-                         time.monotonic() - d.claimer.last_renewed)
+                         d.claimer.clock() - d.claimer.last_renewed)
+        yield from _pool_gauges(d.sessions.provider)
         figures = self._figures()
         yield _gauge("blazz_database_up", "1 when the scrape could read the database", int(figures is not None))
         if figures is None:
@@ -145,6 +146,23 @@ def stop(server) -> None:
 
 _collector: StateCollector | None = None
 _STATUSES = tuple(status.value for status in AccountStatus)
+
+
+def _pool_gauges(provider):
+    """Pooled browsers (providers.webjs.accounts_per_browser > 1): how many, and how full."""
+    pool = getattr(provider, "pool", None)
+    if pool is None:
+        return
+    yield _gauge("blazz_browsers", "Pooled Chromium browsers this daemon runs", len(pool.slots))
+    contexts = GaugeMetricFamily("blazz_browser_contexts", "Accounts (contexts) in each pooled browser, by its "
+                                 "place in the pool", labels=["browser"])
+    for place, slot in enumerate(pool.slots):
+        contexts.add_metric([str(place)], len(slot.contexts))
+    yield contexts
+    failures = CounterMetricFamily("blazz_login_snapshot_failures", "Pooled logins that could not be snapshotted "
+                                   "(each kept its previous archive; the log names the account and why)")
+    failures.add_metric([], getattr(provider, "snapshot_failures", 0))
+    yield failures
 
 
 def _gauge(name: str, doc: str, value: float, labels: dict | None = None) -> GaugeMetricFamily:
