@@ -100,6 +100,11 @@ class DaemonSettings:
             raise ConfigError(problems)
 
 
+# Playwright's request.resource_type values (what providers.webjs.block_resources may name).
+RESOURCE_TYPES = ("document", "stylesheet", "image", "media", "font", "script", "texttrack", "xhr", "fetch",
+                  "eventsource", "websocket", "manifest", "other")
+
+
 @dataclass(frozen=True)
 class WebjsSettings:
     driver: str | None = setting(None, "Provider class as module:Class; empty: the built-in WhatsApp Web driver")
@@ -118,6 +123,10 @@ class WebjsSettings:
     accounts_per_browser: int = setting(8, "Accounts one Chromium holds, each in its own context with its login "
                                            "kept as a snapshot; 1: a Chromium and a profile directory per account",
                                         min=1, max=64)
+    block_resources: list = setting(["image", "font", "media"], "Resource types a page never loads (aborted by "
+                                    "request interception): of document, stylesheet, image, media, font, script, "
+                                    "texttrack, xhr, fetch, eventsource, websocket, manifest, other; media messages "
+                                    "use fetch and still work; []: load everything")
     snapshot_after: float = setting(10.0, "Seconds after a pooled page's storage changes before its login "
                                           "snapshot is archived", min=1, max=3600)
     ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "
@@ -126,6 +135,15 @@ class WebjsSettings:
     decrypt_timeout: float = setting(30.0, "Seconds an incoming message may stay undecrypted (ciphertext) before "
                                            "it is stored with status undecrypted (completed when it decrypts)",
                                      min=0.1, max=86400)
+
+    def __post_init__(self) -> None:
+        bad = [t for t in self.block_resources if t not in RESOURCE_TYPES]
+        if bad:
+            raise ConfigError([("providers", "providers.webjs.block_resources",
+                                f"unknown resource type {bad[0]!r}; one of: {', '.join(RESOURCE_TYPES)}")])
+        if {"document", "script"} & set(self.block_resources):
+            raise ConfigError([("providers", "providers.webjs.block_resources",
+                                "WhatsApp Web cannot run without documents and scripts; remove them")])
 
 
 @dataclass(frozen=True)

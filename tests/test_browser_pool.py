@@ -132,3 +132,46 @@ def _chromium_pid(slot) -> int:
         if f"--user-data-dir={slot.scratch}" in cmd and not any(a.startswith("--type=") for a in cmd):
             return proc.pid
     raise AssertionError(f"no browser process with --user-data-dir={slot.scratch}")
+
+
+PAGE = """<!doctype html><title>app</title>
+<img id=pic src="/pic.png" onload="window.pic = 'loaded'" onerror="window.pic = 'blocked'">"""
+
+
+def test_blocked_resource_types_never_load_and_fetch_still_works(provider):
+    """providers.webjs.block_resources: an image is aborted; the fetch media messages use is not."""
+    from blazzctl.providers.webjs.pool import blocking
+
+    served = []
+
+    async def scenario():
+        await provider.open()
+        try:
+            context = await provider.pool.context_for(1)
+
+            async def origin(route):
+                served.append(route.request.url.rsplit("/", 1)[1])
+                if route.request.url.endswith("/pic.png"):
+                    await route.fulfill(status=200, content_type="image/png", body=PNG)
+                elif route.request.url.endswith("/media.enc"):
+                    await route.fulfill(status=200, content_type="application/octet-stream", body=b"\x01\x02\x03")
+                else:
+                    await route.fulfill(status=200, content_type="text/html", body=PAGE)
+
+            await context.route(f"{ORIGIN}/**", origin)
+            await context.route("**/*", blocking(["image", "font", "media"]))  # first in line, as the session's
+            page = await context.new_page()
+            await page.goto(f"{ORIGIN}/app")
+            await page.wait_for_function("window.pic !== undefined")
+            fetched = await page.evaluate("async () => Array.from(new Uint8Array(await (await fetch('/media.enc')).arrayBuffer()))")
+            return await page.evaluate("window.pic"), fetched
+        finally:
+            await provider.close()
+
+    pic, fetched = asyncio.run(scenario())
+    assert pic == "blocked" and "pic.png" not in served
+    assert fetched == [1, 2, 3] and "media.enc" in served
+
+
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360000002"
+                    "00010005fe02fea70000000049454e44ae426082")

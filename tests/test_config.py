@@ -383,3 +383,14 @@ def test_lease_timings_that_cannot_work_are_refused_naming_both_keys(cli, tmp_pa
     assert r.code == 78 and "defaults and environment: daemon.heartbeat_interval" in r.stderr, r
     path = write(tmp_path / "ok.yaml", {"daemon": {"lease_ttl": 10, "claim_interval": 4.9, "heartbeat_interval": 3.3}})
     assert cli("config", "check", "--config", str(path)).code == 0
+
+
+@pytest.mark.parametrize("types,what", [(["image", "pictures"], "unknown resource type 'pictures'"),
+                                        (["script"], "cannot run without documents and scripts")])
+def test_block_resources_names_only_types_a_page_can_do_without(tmp_path, types, what):
+    path = write(tmp_path / "blazz.yaml", yaml.safe_dump({"providers": {"webjs": {"block_resources": types}}}))
+    with pytest.raises(ConfigError) as err:
+        load_settings(str(path))
+    assert what in str(err.value) and "providers.webjs.block_resources" in str(err.value)
+    assert load_settings(str(write(tmp_path / "ok.yaml", "providers: {webjs: {block_resources: []}}"))) \
+        .providers.webjs.block_resources == []

@@ -29,6 +29,21 @@ class Slot:
     contexts: dict[int, Any] = field(default_factory=dict)  # account id → its context
 
 
+def blocking(types):
+    """A route handler that aborts requests of the given resource types (images, fonts, media a
+    session never shows) and lets every other request through to the next handler or the network.
+    Media messages are fetched and uploaded with fetch/XHR, which this leaves alone."""
+    blocked = frozenset(types)
+
+    async def handle(route) -> None:
+        if route.request.resource_type in blocked:
+            await route.abort("blockedbyclient")
+        else:
+            await route.fallback()
+
+    return handle
+
+
 class BrowserPool:
     def __init__(self, provider, per_browser: int) -> None:
         self.provider = provider

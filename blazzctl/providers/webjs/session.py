@@ -22,6 +22,7 @@ from blazzctl.errors import BlazzError
 from blazzctl.providers import base as p
 from blazzctl.providers.webjs import profile, snapshot
 from blazzctl.providers.webjs.login import Login
+from blazzctl.providers.webjs.pool import blocking
 from blazzctl.services import auth_archives as archives
 
 if TYPE_CHECKING:
@@ -105,6 +106,8 @@ class WebjsSession:
         if self.closing:  # stopped while Chromium was starting: close(), waiting for us, closes it
             return
         await snapshot.install(self.context)  # first: keys the app makes from now on can be snapshotted
+        if self.cfg.block_resources:
+            await self.context.route("**/*", blocking(self.cfg.block_resources))
         await self.context.add_init_script(f"window.__blazzOptions = {json.dumps(self._page_options())};")
         await self.context.add_init_script(BRIDGE)
         await self.context.expose_binding("blazzEmit", self._on_binding)
