@@ -404,3 +404,48 @@ def test_a_login_moves_from_a_profile_into_the_pool_and_back_with_no_qr(cli, fak
         assert seen.qrs() == [], seen.seen
         assert "qr_scanning" not in seen.statuses(), seen.seen
         assert len(devices_of(fake, phone)) == 1, "the phone linked a second device"
+
+
+def test_a_login_that_cannot_be_snapshotted_says_so_and_keeps_its_last_archive(cli, database_of, tmp_path):
+    """The page makes a key in a Web Worker (the fake's `worker_key`): no snapshot can carry it.
+    The account stays connected, says why in `last_error`, and keeps its last archive, which
+    another host still restores with no QR."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from blazzctl.models import AuthArchive
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    db = database_of(url)
+    key = new_key(cli, tmp_path / "keys" / "session.key")
+    account = add_account(cli, url, "workerkey")
+    aid, phone = account["id"], "+4915550041"
+
+    def newest_version():
+        with db.session() as s:
+            return s.scalar(select(func.max(AuthArchive.version)).where(AuthArchive.whatsapp_account_id == aid))
+
+    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fake, \
+            WebjsFleet(tmp_path / "fleet", url, fake.url, key_file=key, webjs={"snapshot_after": 1}) as fleet:
+        first = fleet.start(1, host="host-a")
+        assert cli("account", "connect", str(aid), "--no-wait", db=url).code == 0
+        link(fake, db, aid, phone, fleet)
+        wait_for(lambda: newest_version(), 20, message="a first archive")
+        fake.behave(worker_key=True)
+        wait_for(lambda: "login not archived" in (account_row(db, aid)["last_error"] or ""), 30,
+                 message=lambda: f"last_error says so: {account_row(db, aid)}\n{fleet.logs(30)}")
+        row = account_row(db, aid)
+        assert row["status"] == "connected" and "cannot be exported" in row["last_error"], row
+        assert "IndexedDB wawc_worker/keys" in row["last_error"]
+        kept = newest_version()
+        time.sleep(3)  # storage keeps changing; no snapshot may replace the archive meanwhile
+        assert newest_version() == kept
+        with Recorder(db, aid) as seen:
+            fleet.kill(first)
+            second = fleet.start(1, host="host-b")
+            wait_for(lambda: seen.reached("connected", second.name), 60,
+                     message=lambda: f"connected by {second.name}: {seen.seen}\n{fleet.logs(40)}")
+        assert seen.qrs() == [], seen.seen
+        assert len(devices_of(fake, phone)) == 1

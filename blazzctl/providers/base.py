@@ -88,6 +88,14 @@ class Failed(ProviderEvent):
 
 
 @dataclass(frozen=True)
+class LoginNotArchived(ProviderEvent):
+    """The session runs, but its login could not be archived (a snapshot refused); the previous
+    archive is kept. Shown in the account's ``last_error``; ``detail`` None: archived again."""
+
+    detail: str | None
+
+
+@dataclass(frozen=True)
 class MessageEvent(ProviderEvent):
     message: dict[str, Any] = field(default_factory=dict)
 

@@ -292,6 +292,9 @@ class Sessions:
                 self._forget(owned)
             log.warning("account failed", extra={"account_id": a, "reason": event.reason})
             metrics.sessions_failed.inc()
+        elif isinstance(event, p.LoginNotArchived):
+            text = None if event.detail is None else f"login not archived: {event.detail}"[:2000]
+            await asyncio.to_thread(w.note_error, a, e, text)
         elif isinstance(event, p.MessageEvent):
             await self._store_message(owned, event.message)
         elif isinstance(event, (p.MessageEdited, p.MessageRevoked, p.AckEvent)):

@@ -91,6 +91,15 @@ class StatusWriter:
                 self._finish_commands(s, account_id, finishes[0], finishes[1], reason or str(status))
 
     @retry_conflicts
+    def note_error(self, account_id: int, epoch: int, text: str | None) -> None:
+        """Put a problem in the account's ``last_error`` (None: clear it) without changing its status
+        (no webhook)."""
+        with self.db.session() as s:
+            if not fenced_update(s, account_id=account_id, owner=self.owner, epoch=epoch,
+                                 values={"last_error": text}):
+                raise LeaseLost(account_id)
+
+    @retry_conflicts
     def set_qr(self, account_id: int, epoch: int, qr: str, expires_at: datetime) -> None:
         with self.db.session() as s:
             workspace_id, previous = s.execute(select(WhatsAppAccount.workspace_id, WhatsAppAccount.status)

@@ -14,6 +14,7 @@ import logging
 import tarfile
 from typing import TYPE_CHECKING
 
+from blazzctl.providers import base as p
 from blazzctl.providers.webjs import profile, snapshot
 from blazzctl.services import auth_archives as archives
 
@@ -33,6 +34,7 @@ class Login:
         self._refused = False  # this profile's keys cannot be exported: it archives as a profile
         self._archiving = asyncio.Lock()  # one checkpoint at a time (periodic, after sends, at close)
         self._soon: asyncio.Task | None = None
+        self._failing = False  # the last snapshot failed (reported once, until one succeeds)
 
     @property
     def account_id(self) -> int:
@@ -102,6 +104,9 @@ class Login:
             return False
         if not self.pooled:
             profile.set_local_archive(s.profile, version, hashlib.sha256(plain).hexdigest())
+        if self._failing:
+            self._failing = False
+            await s.emit(p.LoginNotArchived(self.account_id, detail=None))
         log.info("login archived", extra={"account_id": self.account_id, "version": version, "bytes": len(plain),
                                           "kind": "snapshot" if snapshot.is_snapshot(plain) else "profile"})
         return True
@@ -120,6 +125,9 @@ class Login:
                     s.provider.snapshot_failures += 1
                     log.error("login snapshot failed; the previous archive is kept",
                               extra={"account_id": self.account_id, "error": str(exc)})
+                    if not self._failing:
+                        self._failing = True
+                        await s.emit(p.LoginNotArchived(self.account_id, detail=f"login snapshot refused: {exc}"))
                     return None
                 self._refused = True
                 log.info("login kept as a profile archive: it cannot be snapshotted",

@@ -38,6 +38,10 @@ DEFAULT_BEHAVIOURS = {
     # our own sends appear in `Msg` as WhatsApp Web adds them (`add` with isNewMsg, then ack and
     # the server's timestamp); off: added silently
     "echo": True,
+    # off by default (not seen in real WhatsApp Web, but possible): once linked, the page makes an
+    # AES key inside a Web Worker (where a driver's init scripts do not run: non-extractable) and
+    # keeps it in IndexedDB `wawc_worker`, so a login snapshot cannot carry it
+    "worker_key": False,
 }
 
 

@@ -34,6 +34,29 @@
     return key;
   }
 
+  // Behaviour `worker_key`: a key made in a Web Worker (no init script runs there), kept in IndexedDB.
+  let workerKeyStored = false;
+  async function storeWorkerKey() {
+    if (workerKeyStored) return;
+    workerKeyStored = true;
+    const src = "onmessage = async () => postMessage(await crypto.subtle.generateKey(" +
+                "{ name: 'AES-GCM', length: 128 }, false, ['encrypt']));";
+    const worker = new Worker(URL.createObjectURL(new Blob([src], { type: "text/javascript" })));
+    const key = await new Promise((resolve) => { worker.onmessage = (e) => resolve(e.data); worker.postMessage(0); });
+    worker.terminate();
+    await new Promise((resolve, reject) => {
+      const open = indexedDB.open("wawc_worker", 1);
+      open.onupgradeneeded = () => open.result.createObjectStore("keys");
+      open.onerror = () => reject(open.error);
+      open.onsuccess = () => {
+        const db = open.result, tx = db.transaction("keys", "readwrite");
+        tx.objectStore("keys").put(key, "worker");
+        tx.oncomplete = () => { db.close(); resolve(); };
+        tx.onerror = () => { db.close(); reject(tx.error); };
+      };
+    });
+  }
+
   async function saveLogin(login) {
     const key = await storageKey(true);
     const iv = crypto.getRandomValues(new Uint8Array(12));
@@ -142,6 +165,7 @@
     }
     app.meLid = createWid(`${data.lid}@lid`);
     if (data.behaviours) app.behaviours = data.behaviours;
+    if (app.behaviours.worker_key) storeWorkerKey();
     app.lidMap.set(login.phone, data.lid);
     app.pnMap.set(data.lid, login.phone);
     app.Conn.set({ pushname: data.pushname, platform: data.platform });
@@ -243,7 +267,7 @@
       }
       case "revoke": { const m = Msg.get(ev.id); if (m) m.set({ body: "", caption: undefined, type: "revoked" }); break; }
       case "lid-map": learn(ev); break;
-      case "behaviours": app.behaviours = ev.behaviours; break;
+      case "behaviours": app.behaviours = ev.behaviours; if (app.behaviours.worker_key) storeWorkerKey(); break;
       case "drop-module": app.dropModule(ev.module); break;
       case "ack": { const m = Msg.get(ev.id); if (m) m.set({ ack: ev.ack }); break; }
       case "logout": return loggedOut("phone");

@@ -7,7 +7,7 @@
   const app = {
     conn: null, me: null, meLid: null, keys: null, lidMap: new Map(), pnMap: new Map(),
     // DEFAULT_BEHAVIOURS of world.py; the server sends the current ones at sync and on change
-    behaviours: { decrypt_delay: 0.3, lid_senders: true, lid_sender_required: true, canonical_ids: true, echo: true },
+    behaviours: { decrypt_delay: 0.3, lid_senders: true, lid_sender_required: true, canonical_ids: true, echo: true, worker_key: false },
     async api(method, path, body) {
       const res = await fetch(path, {
         method, headers: body ? { "Content-Type": "application/json" } : {},
