@@ -449,3 +449,33 @@ def test_a_login_that_cannot_be_snapshotted_says_so_and_keeps_its_last_archive(c
                      message=lambda: f"connected by {second.name}: {seen.seen}\n{fleet.logs(40)}")
         assert seen.qrs() == [], seen.seen
         assert len(devices_of(fake, phone)) == 1
+
+
+def test_a_login_snapshot_of_another_origin_fails_that_account_saying_why(cli, fake, sqlite_url, database_of,
+                                                                          tmp_path):
+    """providers.webjs.url moved to another origin than the snapshot was taken on: retrying cannot
+    help (the app would find no login there), so the account fails at once with the reason."""
+    from sqlalchemy import update
+
+    from blazzctl import keys
+    from blazzctl.models import WhatsAppAccount
+    from blazzctl.providers.webjs import snapshot
+    from blazzctl.services import auth_archives
+
+    db = database_of(sqlite_url)
+    key = new_key(cli, tmp_path / "k.key")
+    victim = add_account(cli, sqlite_url, "elsewhere")
+    with db.session() as s:
+        s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == victim["id"])
+                  .values(owner="host-a:1", lease_epoch=1))
+    auth_archives.save(db, account_id=victim["id"], owner="host-a:1", epoch=1, key=keys.read(key),
+                       plain=snapshot.encode({"origin": "https://web.whatsapp.com", "localStorage": {"x": "1"},
+                                              "indexedDB": []}))
+    with db.session() as s:
+        s.execute(update(WhatsAppAccount).where(WhatsAppAccount.id == victim["id"]).values(owner=None))
+    with WebjsFleet(tmp_path / "fleet", sqlite_url, fake.url, key_file=key) as fleet:
+        fleet.start(1, host="host-a")
+        assert cli("account", "connect", "elsewhere", "--workspace", "acme", "--no-wait", db=sqlite_url).code == 0
+        row = wait_status(db, victim["id"], "failed", 60, fleet)
+    assert row["status_reason"] == "auth_archive_corrupt"
+    assert "https://web.whatsapp.com" in row["last_error"] and "providers.webjs.url" in row["last_error"]

@@ -60,6 +60,12 @@ class Login:
             return
         plain = archives.load(db, account_id=self.account_id, version=newest.version, key=s.provider.key())
         if snapshot.is_snapshot(plain):
+            try:  # what retrying cannot fix fails the account here; a page that fails to take it is retried
+                origin = snapshot.decode(plain)["origin"]
+                if origin != snapshot.origin_of(s.cfg.url):
+                    raise snapshot.SnapshotError(f"it is of {origin}, and providers.webjs.url is {s.cfg.url}")
+            except snapshot.SnapshotError as exc:
+                raise archives.ArchiveError("auth_archive_corrupt", f"the login snapshot cannot be used: {exc}") from None
             if not self.pooled:
                 profile.delete(where)
             self.restoring = plain

@@ -118,9 +118,9 @@ class WebjsSession:
             data, self.login.restoring = self.login.restoring, None
             try:
                 await snapshot.restore(self.context, self.cfg.url, data, page=self.page)
-            except snapshot.SnapshotError as exc:
-                await self.emit(p.Failed(self.account_id, reason="auth_archive_corrupt",
-                                         detail=f"the login snapshot cannot be restored: {exc}"))
+            except snapshot.SnapshotError as exc:  # the page could not take it now (checked in prepare)
+                await self.emit(p.Disconnected(self.account_id, reason=f"restoring the login failed: {exc}",
+                                               retry=True))
                 return
         if not self.closing:
             self.spawn(self._navigate())
