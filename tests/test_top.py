@@ -129,6 +129,7 @@ class Terminal:
         while time.monotonic() < deadline:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
+                self._drain()  # what it wrote last (leaving the alternate screen) may still be in the pty
                 return os.waitstatus_to_exitcode(status)
             if select.select([self.fd], [], [], 0.05)[0]:
                 try:
@@ -136,6 +137,16 @@ class Terminal:
                 except OSError:
                     pass
         return None
+
+    def _drain(self) -> None:
+        while select.select([self.fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(self.fd, 65536)
+            except OSError:  # EIO: the child's side of the pty is closed and empty
+                return
+            if not chunk:
+                return
+            self.output += chunk
 
     def close(self) -> None:
         try:
