@@ -229,6 +229,12 @@ class Provider(abc.ABC):
         raise Unsupported(f"{type(self).__name__} cannot list groups")
 
 
+def first_line(exc: BaseException) -> str:
+    """An error's first line (at most 300 characters), for a log field or a status reason."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
 DEFAULT_DRIVERS = {"webjs": "blazzctl.providers.webjs:WebjsProvider"}
 
 

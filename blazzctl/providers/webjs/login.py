@@ -106,7 +106,7 @@ class Login:
         except archives.NotOwned:
             return False
         except Exception as exc:  # a file changing under tar, a key problem: try again next time
-            log.warning("checkpoint failed", extra={"account_id": self.account_id, "error": _first_line(exc)})
+            log.warning("checkpoint failed", extra={"account_id": self.account_id, "error": p.first_line(exc)})
             return False
         if not self.pooled:
             profile.set_local_archive(s.profile, version, hashlib.sha256(plain).hexdigest())
@@ -157,8 +157,3 @@ class Login:
         await asyncio.sleep(self.session.cfg.snapshot_after)
         if not self.session.closing:
             await self.checkpoint()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]

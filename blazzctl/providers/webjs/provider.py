@@ -115,8 +115,8 @@ class WebjsProvider(p.Provider):
             timeout=self.settings.start_timeout * 1000, **self.context_options())
 
     async def launch_browser(self) -> tuple[Any, Path]:
-        """A Chromium for pooled contexts, and its scratch profile directory. Its profile directory holds nothing of value (the
-        contexts keep their storage in memory): a temporary one, removed when the browser ends,
+        """A Chromium for pooled contexts, and its scratch profile directory: nothing of value is
+        kept there (the contexts keep their storage in memory); removed when the browser ends,
         and at the next start after a crash."""
         import shutil
         import tempfile

@@ -136,7 +136,7 @@ class WebjsSession:
         except Exception as exc:
             if not self.closing:
                 await self.emit(p.Disconnected(self.account_id, reason=f"cannot load {self.cfg.url}: "
-                                                                        f"{_first_line(exc)}", retry=True))
+                                                                        f"{p.first_line(exc)}", retry=True))
             return
         deadline = time.monotonic() + timeout
         while not self.loaded and not self.closing and time.monotonic() < deadline:
@@ -328,7 +328,7 @@ class WebjsSession:
             try:
                 await asyncio.wait_for(self.page.evaluate("() => window.__blazz.logout()"), timeout=10)
             except Exception as exc:
-                log.warning("in-page logout failed", extra={"account_id": self.account_id, "error": _first_line(exc)})
+                log.warning("in-page logout failed", extra={"account_id": self.account_id, "error": p.first_line(exc)})
         await self.close(checkpoint=False)
         await asyncio.to_thread(profile.delete, self.profile)
 
@@ -350,7 +350,7 @@ class WebjsSession:
             return await asyncio.wait_for(
                 self.page.evaluate(f"(args) => window.__blazz.{function}(...args)", list(args)), timeout=timeout)
         except Exception as exc:
-            text = _first_line(exc)
+            text = p.first_line(exc)
             if any(s in text for s in ("Execution context was destroyed", "detached Frame", "Target closed",
                                        "has been closed")):
                 self._on_closed(f"lost the page: {text}")
@@ -367,8 +367,3 @@ class WebjsSession:
         return {"data": base64.b64encode(data).decode(), "mimetype": mimetype,
                 "filename": media.get("filename") or path.name, "caption": media.get("caption"),
                 "asDocument": bool(media.get("as_document"))}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
