@@ -129,6 +129,14 @@ class WebjsSettings:
                                     "use fetch and still work; []: load everything")
     snapshot_after: float = setting(10.0, "Seconds after a pooled page's storage changes before its login "
                                           "snapshot is archived", min=1, max=3600)
+    max_browser_mb: int = setting(4096, "PSS in MB above which a pooled browser is recycled: its accounts are "
+                                        "restarted one at a time into another browser, logins kept; 0: never",
+                                  min=0, max=1048576)
+    browser_check_interval: float = setting(30.0, "Seconds between checks of each pooled browser (does it answer, "
+                                                  "its PSS)", min=0.5, max=3600)
+    browser_hang_timeout: float = setting(30.0, "Seconds a pooled browser may take to answer a check before it "
+                                                "is killed and its accounts restarted from their snapshots",
+                                          min=1, max=3600)
     ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "
                                           "it is restarted as stuck_loading (the third time in a row, the "
                                           "account fails)", min=1, max=3600)

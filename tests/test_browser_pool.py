@@ -4,12 +4,16 @@ each in a context of its own whose storage no other account's page can read."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
 
+from blazzctl import proctree
+from blazzctl.providers import base as p
 from blazzctl.providers.webjs.provider import WebjsProvider
 from blazzctl.settings import WebjsSettings
 
@@ -124,14 +128,108 @@ def test_a_dead_pool_browser_takes_only_its_own_accounts(provider):
 
 def _chromium_pid(slot) -> int:
     """The browser process of a pool slot: Chromium with the slot's scratch profile, not a child."""
-    for proc in psutil.Process().children(recursive=True):
+    proc = proctree.browser_process(slot.scratch)
+    assert proc is not None, f"no browser process with --user-data-dir={slot.scratch}"
+    return proc.pid
+
+
+def _checked_provider(tmp_path, emit, **webjs) -> WebjsProvider:
+    settings = replace(WebjsSettings(), accounts_per_browser=2, chromium_path=CHROMIUM, **webjs)
+    return WebjsProvider(settings=settings, state_dir=tmp_path / "state", emit=emit, daemon_name="pool:1")
+
+
+async def _until(predicate, timeout: float, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def test_a_browser_that_stops_answering_is_killed_and_only_its_accounts_close(tmp_path):
+    """A SIGSTOPped browser (what a deadlocked or swapped-out one looks like) is found by the
+    check within browser_check_interval + browser_hang_timeout and killed with its children, so
+    its accounts restart (their contexts close); the other browser is left alone."""
+    async def ignore(_event):
+        return None
+
+    provider = _checked_provider(tmp_path, ignore, browser_check_interval=0.5, browser_hang_timeout=2.0)
+
+    async def scenario():
+        await provider.open()
         try:
-            cmd = proc.cmdline()
-        except psutil.Error:
-            continue
-        if f"--user-data-dir={slot.scratch}" in cmd and not any(a.startswith("--type=") for a in cmd):
-            return proc.pid
-    raise AssertionError(f"no browser process with --user-data-dir={slot.scratch}")
+            pool = provider.pool
+            contexts = {a: await pool.context_for(a) for a in (1, 2, 3)}
+            closed = {}
+            for account, context in contexts.items():
+                context.on("close", lambda _c, a=account: closed.setdefault(a, time.monotonic()))
+            victim = next(slot for slot in pool.slots if 1 in slot.contexts)
+            stopped = psutil.Process(_chromium_pid(victim))
+            family = proctree.tree(stopped)
+            stopped.suspend()
+            at = time.monotonic()
+            await _until(lambda: {1, 2} <= set(closed), 20, "the stopped browser's contexts to close")
+            await asyncio.sleep(1.0)
+            alive = [proc.pid for proc in family if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE]
+            return (max(closed[1], closed[2]) - at, set(closed), alive, [sorted(s.contexts) for s in pool.slots],
+                    pool.killed_hung)
+        finally:
+            await provider.close()
+
+    took, closed, alive, left, killed = asyncio.run(scenario())
+    assert closed == {1, 2}, "only the stopped browser's accounts lost their contexts"
+    assert alive == [], "the stopped browser and its children were killed"
+    assert left == [[3]] and killed == 1
+    assert 2.0 <= took <= 12.0, f"found after {took:.1f} s (check every 0.5 s, hang timeout 2 s)"
+
+
+def test_a_browser_over_max_browser_mb_is_drained_one_account_at_a_time(tmp_path):
+    """Over max_browser_mb (1 MB here: any browser), an old enough browser takes no new account
+    and asks for its accounts' restarts one at a time: the next only once the previous one is
+    connected in another browser. Empty, it closes."""
+    asked: list[tuple[int, float]] = []
+    provider = None
+
+    async def daemon(event):  # what the session daemon does with a Restart: stop, start again (in a task)
+        if isinstance(event, p.Restart):
+            asked.append((event.account_id, time.monotonic()))
+            asyncio.get_running_loop().create_task(restart(event.account_id))
+
+    async def restart(account_id):
+        provider.sessions.pop(account_id, None)
+        await provider.pool.release(account_id)
+        await asyncio.sleep(0.5)  # the new page loading
+        await provider.pool.context_for(account_id)
+        await asyncio.sleep(1.0)
+        provider.sessions[account_id] = SimpleNamespace(ready=True)
+
+    provider = _checked_provider(tmp_path, daemon, browser_check_interval=0.3, max_browser_mb=1)
+
+    async def scenario():
+        await provider.open()
+        try:
+            pool = provider.pool
+            for account in (1, 2):
+                await pool.context_for(account)
+                provider.sessions[account] = SimpleNamespace(ready=True)
+            old = pool.slots[0]
+            await _until(lambda: old.draining, 15, "the browser to be drained")
+            assert time.monotonic() - old.started >= 10 * 0.3, "drained before it was old enough"
+            await pool.context_for(9)  # a new account while it drains: not into the draining browser
+            placed_9 = [slot for slot in pool.slots if 9 in slot.contexts]
+            await _until(lambda: old not in pool.slots and {1, 2} <= set(provider.sessions), 20,
+                         "the drained browser to close, its accounts connected elsewhere")
+            return placed_9[0] is not old, [sorted(s.contexts) for s in pool.slots], pool.recycled, old.pss_bytes
+        finally:
+            provider.sessions.clear()  # stand-ins, not sessions
+            await provider.close()
+
+    new_home_for_9, layout, recycled, pss = asyncio.run(scenario())
+    assert new_home_for_9
+    assert [a for a, _ in asked[:2]] == [1, 2], asked
+    assert asked[1][1] - asked[0][1] >= 1.4, f"the second restart was asked before the first reconnected: {asked}"
+    assert sorted(a for slot in layout for a in slot) == [1, 2, 9]
+    assert recycled >= 1 and pss > 1024 * 1024
 
 
 PAGE = """<!doctype html><title>app</title>

@@ -219,10 +219,15 @@ def test_pooled_browsers_are_counted_with_their_accounts_and_snapshot_failures()
 
     from daemons.session.metrics import _pool_gauges
 
-    slots = [SimpleNamespace(contexts={1: None, 2: None}), SimpleNamespace(contexts={3: None})]
-    provider = SimpleNamespace(pool=SimpleNamespace(slots=slots), snapshot_failures=2)
+    slots = [SimpleNamespace(contexts={1: None, 2: None}, pss_bytes=500 << 20),
+             SimpleNamespace(contexts={3: None}, pss_bytes=200 << 20)]
+    provider = SimpleNamespace(pool=SimpleNamespace(slots=slots, killed_hung=1, recycled=3), snapshot_failures=2)
     families = {f.name: f for f in _pool_gauges(provider)}
     assert families["blazz_browsers"].samples[0].value == 2
     assert [(s.labels["browser"], s.value) for s in families["blazz_browser_contexts"].samples] == [("0", 2), ("1", 1)]
+    assert [(s.labels["browser"], s.value) for s in families["blazz_browser_pss_bytes"].samples] == [
+        ("0", 500 << 20), ("1", 200 << 20)]
     assert families["blazz_login_snapshot_failures"].samples[0].value == 2
+    assert families["blazz_browsers_killed_hung"].samples[0].value == 1
+    assert families["blazz_browsers_recycled"].samples[0].value == 3
     assert list(_pool_gauges(SimpleNamespace(pool=None))) == []  # a browser per account: no pool figures

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from blazzctl import proctree
 from tests.daemon_helpers import migrate, wait_for
 from tests.webjs_helpers import (
     LiveCommand,
@@ -479,3 +480,50 @@ def test_a_login_snapshot_of_another_origin_fails_that_account_saying_why(cli, f
         row = wait_status(db, victim["id"], "failed", 60, fleet)
     assert row["status_reason"] == "auth_archive_corrupt"
     assert "https://web.whatsapp.com" in row["last_error"] and "providers.webjs.url" in row["last_error"]
+
+
+def test_a_browser_over_max_browser_mb_moves_its_accounts_out_one_by_one_with_no_qr(cli, database_of, tmp_path):
+    """A page that leaks (the fake's heap_mb ballast: 400 MB the page holds once loaded) takes its
+    pooled browser over max_browser_mb. The daemon restarts that browser's accounts one at a time
+    into a fresh browser, each restored from its snapshot: no QR, one linked device each, the
+    second restarted only once the first is connected again; the fresh browser, with no leak,
+    stays."""
+    from tests.fakes.wa_web import FakeWhatsAppWeb
+
+    url = f"sqlite:///{tmp_path / 'blazz.db'}"
+    db = database_of(url)
+    key = new_key(cli, tmp_path / "keys" / "session.key")
+    phones = {add_account(cli, url, name)["id"]: phone for name, phone in (("leaky", "+4915550051"),
+                                                                           ("tidy", "+4915550052"))}
+    leaky, tidy = phones
+    webjs = {"accounts_per_browser": 2, "max_browser_mb": 550, "browser_check_interval": 1, "snapshot_after": 1}
+    with FakeWhatsAppWeb(port=0) as fake, \
+            WebjsFleet(tmp_path / "fleet", url, fake.url, key_file=key, webjs=webjs) as fleet:
+        fake.seed(phones[leaky], chats=2, groups=0, heap_mb=400)
+        daemon = fleet.start(1, host="host-a")
+        for account_id, phone in phones.items():
+            assert cli("account", "connect", str(account_id), "--no-wait", db=url).code == 0
+            link(fake, db, account_id, phone, fleet)
+        fake.seed(phones[leaky], chats=2, groups=0, heap_mb=0)  # the leak: only the page already loaded holds it
+        with Recorder(db, leaky) as first, Recorder(db, tidy) as second:
+            wait_for(lambda: first.reached("connected", daemon.name) and second.reached("connected", daemon.name),
+                     90, message=lambda: f"{first.seen}\n{second.seen}\n{fleet.logs(40)}")
+        log_text = daemon.log.read_text()
+        assert "passed max_browser_mb" in log_text, log_text
+        restarts = [line for line in log_text.splitlines() if "restarting the session at the provider's request"
+                    in line or "account connected" in line]
+        order = [(("restart" if "restarting" in line else "connected"),
+                  leaky if f"account_id={leaky} " in line + " " else tidy) for line in restarts]
+        asked = [a for kind, a in order if kind == "restart"]
+        assert sorted(asked[:2]) == [leaky, tidy], order
+        between = order[order.index(("restart", asked[0])):order.index(("restart", asked[1]))]
+        assert ("connected", asked[0]) in between, f"the second restart came before the first reconnected: {order}"
+        for recorder in (first, second):
+            assert recorder.qrs() == [] and "qr_scanning" not in recorder.statuses(), recorder.seen
+        for phone in phones.values():
+            assert len(devices_of(fake, phone)) == 1, "a phone linked a second device"
+        pools = fleet.state_dir("host-a") / "session-1" / "browsers"
+        live = [d for d in pools.iterdir() if profile_processes(daemon.pid, d)]
+        assert len(live) == 1, f"the drained browser closed, one fresh browser holds both: {live}"
+        fresh = proctree.pss(profile_processes(daemon.pid, live[0]))
+        assert fresh < 550 * 1024 * 1024, f"the fresh browser ({fresh >> 20} MB) is under the limit: left alone"

@@ -96,6 +96,14 @@ class LoginNotArchived(ProviderEvent):
 
 
 @dataclass(frozen=True)
+class Restart(ProviderEvent):
+    """The provider wants this session started again, its login kept (a browser being recycled):
+    the daemon restarts it as for an operator's reconnect, saving the login first."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class MessageEvent(ProviderEvent):
     message: dict[str, Any] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psutil
 from sqlalchemy import select, update
 
+from blazzctl import proctree
 from blazzctl.db import Database, db_now
 from blazzctl.enums import DaemonStatus
 from blazzctl.errors import Conflict
@@ -61,23 +62,8 @@ class ProcessTree:
                 self._known.pop(proc.pid, None)
         now = time.monotonic()
         if self._pss is None or now - self._pss[0] >= self.pss_interval:
-            self._pss = (now, _pss(alive))
+            self._pss = (now, proctree.pss(alive))
         return TreeStats(int(rss), self._pss[1], len(alive), round(cpu, 1))
-
-
-def _pss(procs: list[psutil.Process]) -> int:
-    total = 0
-    for proc in procs:
-        try:
-            total += proc.memory_full_info().pss
-        except psutil.AccessDenied:  # not ours to read (another user): its RSS, an upper bound
-            try:
-                total += proc.memory_info().rss
-            except psutil.Error:
-                pass
-        except (psutil.Error, AttributeError):  # gone meanwhile; AttributeError: no PSS on this OS
-            pass
-    return total
 
 
 def register_birth(db: Database, *, name: str, host: str, instance: int, version: str, capacity: int) -> None:

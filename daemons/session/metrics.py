@@ -156,9 +156,21 @@ def _pool_gauges(provider):
     yield _gauge("blazz_browsers", "Pooled Chromium browsers this daemon runs", len(pool.slots))
     contexts = GaugeMetricFamily("blazz_browser_contexts", "Accounts (contexts) in each pooled browser, by its "
                                  "place in the pool", labels=["browser"])
+    pss = GaugeMetricFamily("blazz_browser_pss_bytes", "PSS of each pooled browser (all its processes) as of its "
+                            "last check; over providers.webjs.max_browser_mb it is drained", labels=["browser"])
     for place, slot in enumerate(pool.slots):
         contexts.add_metric([str(place)], len(slot.contexts))
+        pss.add_metric([str(place)], slot.pss_bytes)
     yield contexts
+    yield pss
+    killed = CounterMetricFamily("blazz_browsers_killed_hung", "Pooled browsers killed because they did not answer "
+                                 "a check within providers.webjs.browser_hang_timeout")
+    killed.add_metric([], pool.killed_hung)
+    yield killed
+    recycled = CounterMetricFamily("blazz_browsers_recycled", "Pooled browsers drained because their PSS passed "
+                                   "providers.webjs.max_browser_mb")
+    recycled.add_metric([], pool.recycled)
+    yield recycled
     failures = CounterMetricFamily("blazz_login_snapshot_failures", "Pooled logins that could not be snapshotted "
                                    "(each kept its previous archive; the log names the account and why)")
     failures.add_metric([], getattr(provider, "snapshot_failures", 0))

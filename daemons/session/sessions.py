@@ -57,7 +57,7 @@ class Sessions:
         self.owned: dict[int, Owned] = {}
         self.released_count = 0  # leases handed back by release() (what the "stopped" line reports)
         self._releasing: dict[int, asyncio.Task] = {}  # background releases under way
-        self._catching_up: set[asyncio.Task] = set()  # catch-ups after a session connected
+        self._background: set[asyncio.Task] = set()  # catch-ups after a session connected, restarts asked for
         self._wake = asyncio.Event()
 
     # --- ownership, as decided by the claimer ----------------------------------------------
@@ -256,8 +256,8 @@ class Sessions:
                                     push_name=event.push_name, **version)
             log.info("account connected", extra={"account_id": a, "phone": event.phone_number})
             task = asyncio.create_task(self._catch_up(owned))
-            self._catching_up.add(task)
-            task.add_done_callback(self._catching_up.discard)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif isinstance(event, p.Disconnected) and event.reason == "stuck_loading" and owned.stuck + 1 >= MAX_STUCK:
             await self._apply(owned, p.Failed(a, reason="stuck_loading", detail=(
                 f"WhatsApp Web did not finish loading (hasSynced) {MAX_STUCK} times in a row")))
@@ -295,6 +295,15 @@ class Sessions:
         elif isinstance(event, p.LoginNotArchived):
             text = None if event.detail is None else f"login not archived: {event.detail}"[:2000]
             await asyncio.to_thread(w.note_error, a, e, text)
+        elif isinstance(event, p.Restart):
+            if owned.state == "live":
+                log.info("restarting the session at the provider's request", extra={"account_id": a,
+                                                                                     "reason": event.reason})
+                # Not awaited here: saving the login and closing the page takes seconds, and the
+                # event pump must go on storing every other account's messages meanwhile.
+                task = asyncio.create_task(self.restart(a))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         elif isinstance(event, p.MessageEvent):
             await self._store_message(owned, event.message)
         elif isinstance(event, (p.MessageEdited, p.MessageRevoked, p.AckEvent)):

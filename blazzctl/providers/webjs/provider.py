@@ -66,6 +66,7 @@ class WebjsProvider(p.Provider):
         per_browser = int(getattr(self.settings, "accounts_per_browser", 1) or 1)
         self.pool = BrowserPool(self, per_browser) if per_browser > 1 else None
         self.snapshot_failures = 0  # pooled logins that could not be snapshotted (each kept its last archive)
+        self._watch: asyncio.Task | None = None  # the pool's browser checks
 
     def flags(self) -> list[str]:
         """Chromium's command line (without the profile and the pipe Playwright talks through)."""
@@ -93,8 +94,12 @@ class WebjsProvider(p.Provider):
 
         shutil.rmtree(self.state_dir / "browsers", ignore_errors=True)  # pooled browsers' scratch of a crash
         self._playwright = await async_playwright().start()
+        if self.pool is not None:
+            self._watch = asyncio.create_task(self.pool.watch())
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         for account_id in list(self.sessions):
             await self.stop(account_id, checkpoint=False)
         if self.pool is not None:
