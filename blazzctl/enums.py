@@ -91,3 +91,12 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+
+
+class WaVersionState(StrEnum):
+    """What the fleet does with one WhatsApp Web build (none of these: it is only known)."""
+
+    PINNED = "pinned"  # every session loads it (one at a time is pinned)
+    CANARY = "canary"  # the sessions of its chosen accounts load it
+    BAD = "bad"  # failed on the fleet (or rejected): never loaded on purpose
+    DEPRECATED = "deprecated"  # WhatsApp refused it (DEPRECATED_VERSION): never pinned again

@@ -137,6 +137,15 @@ class WebjsSettings:
     browser_hang_timeout: float = setting(30.0, "Seconds a pooled browser may take to answer a check before it "
                                                 "is killed and its accounts restarted from their snapshots",
                                           min=1, max=3600)
+    auto_pin: bool = setting(True, "When a new WhatsApp Web build fails (the module self-check, or "
+                                   "bad_version_failures failures within bad_version_window), mark it bad and pin "
+                                   "the last good build for the whole fleet")
+    bad_version_failures: int = setting(5, "Failures of one build (stuck loading, ...) within bad_version_window "
+                                           "that make it bad", min=1, max=100000)
+    bad_version_window: float = setting(600.0, "Seconds over which bad_version_failures are counted",
+                                        min=10, max=86400)
+    version_roll_rate: float = setting(6.0, "Sessions per minute each daemon reloads onto another WhatsApp Web "
+                                            "build after a pin, unpin, canary, promote or reject", min=0.1, max=600)
     ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "
                                           "it is restarted as stuck_loading (the third time in a row, the "
                                           "account fails)", min=1, max=3600)

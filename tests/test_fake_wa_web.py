@@ -508,6 +508,43 @@ def test_slow_boot_and_reload_hooks(fake_wa_web, launch):
     assert wait_state(page, "CONNECTED") == "CONNECTED"
 
 
+def test_releases_a_stored_document_loads_its_own_build_and_deprecated_builds_are_refused(fake_wa_web, launch):
+    """The app document points at its build's scripts: after a new build goes live, a copy of the
+    old document still loads the old build (what a pin serves); a build can lack modules, or be
+    refused by the server (DEPRECATED_VERSION)."""
+    old_document = urllib.request.urlopen(fake_wa_web.url, timeout=10).read()
+    new, gone = "2.3000.1017100001", "2.3000.1016000000"
+    try:
+        assert fake_wa_web.release(new, drop=["WAWebSendMsgChatAction"]) == {
+            "version": new, "dropped": ["WAWebSendMsgChatAction"], "deprecated": False, "live": True}
+        _, page = launch()
+        page.goto(fake_wa_web.url)
+        page.wait_for_function("window.Debug?.VERSION != undefined", timeout=15_000)
+        assert page.evaluate("window.Debug.VERSION") == new
+        assert "Requiring unknown module" in page.evaluate(
+            "() => { try { window.require('WAWebSendMsgChatAction'); return 'found'; } catch (e) { return String(e); } }")
+
+        _, pinned = launch()
+        pinned.route(fake_wa_web.url, lambda route: route.fulfill(status=200, body=old_document,
+                                                                  content_type="text/html"))
+        pinned.goto(fake_wa_web.url)
+        pinned.wait_for_function("window.Debug?.VERSION != undefined", timeout=15_000)
+        assert pinned.evaluate("window.Debug.VERSION") == WA_VERSION
+        assert pinned.evaluate("typeof window.require('WAWebSendMsgChatAction')") == "object"
+
+        fake_wa_web.release(gone, deprecated=True)
+        _, refused = launch()
+        refused.goto(fake_wa_web.url)
+        assert wait_state(refused, "DEPRECATED_VERSION") == "DEPRECATED_VERSION"
+        assert fake_wa_web.state()["live"] == gone
+        status, body = control(fake_wa_web, "POST", "/control/release", {"version": "latest"})
+        assert (status, body["error"]) == (400, "invalid_version")
+        status, _ = control(fake_wa_web, "GET", "/static/v/9.9.9/app.js")
+        assert status == 404
+    finally:
+        fake_wa_web.release(WA_VERSION)
+
+
 # ----- the login lives in the profile (IndexedDB key + Local Storage) ---------------------------
 def _copy_login(src: Path, dst: Path, parts=("IndexedDB", "Local Storage")) -> Path:
     for part in parts:

@@ -53,7 +53,7 @@ TREE: dict[str, tuple[str, ...]] = {
     "account": ("account", "app"), "audit": ("audit", "app"), "daemon": ("daemon", "app"), "key": ("key", "app"),
     "message": ("message", "app"), "webhook": ("webhook", "app"), "units": ("units", "app"),
     "sync": ("sync", "app"), "chat": ("chat", "chat_app"), "contact": ("chat", "contact_app"),
-    "group": ("chat", "group_app"), "apikey": ("apikey", "app"), "api": ("api", "app"),
+    "group": ("chat", "group_app"), "apikey": ("apikey", "app"), "api": ("api", "app"), "webjs": ("webjs", "app"),
 }
 
 

@@ -17,6 +17,7 @@ _MODULES = {
     "GroupParticipant": "group", "Message": "message", "MessageMediaChunk": "message_media",
     "SessionDaemon": "session_daemon", "SyncRun": "sync_run", "WebhookDelivery": "webhook",
     "WebhookEndpoint": "webhook", "WhatsAppAccount": "account", "Workspace": "workspace",
+    "WaWebVersion": "wa_web_version", "WaWebVersionFailure": "wa_web_version",
 }
 
 __all__ = ["Base", *sorted(_MODULES)]
@@ -59,5 +60,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from blazzctl.models.message_media import MessageMediaChunk
     from blazzctl.models.session_daemon import SessionDaemon
     from blazzctl.models.sync_run import SyncRun
+    from blazzctl.models.wa_web_version import WaWebVersion, WaWebVersionFailure
     from blazzctl.models.webhook import WebhookDelivery, WebhookEndpoint
     from blazzctl.models.workspace import Workspace

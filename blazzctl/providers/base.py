@@ -30,6 +30,8 @@ class SessionSpec:
     epoch: int
     phone_number: str | None = None
     pair_phone: str | None = None  # pairing-code login instead of a QR
+    wa_version: str | None = None  # the WhatsApp Web build to load (a pin or canary); None: the live one
+    wa_document: bytes | None = None  # that build's stored app document, served to the page
 
 
 # --- events a provider reports ------------------------------------------------------------
@@ -93,6 +95,16 @@ class LoginNotArchived(ProviderEvent):
     archive is kept. Shown in the account's ``last_error``; ``detail`` None: archived again."""
 
     detail: str | None
+
+
+@dataclass(frozen=True)
+class VersionLoaded(ProviderEvent):
+    """The page runs WhatsApp Web ``version``: served live (``document``: the app document it came
+    from, when it could be read) or from the stored document of the spec's ``wa_version``."""
+
+    version: str
+    document: bytes | None = None
+    served: str | None = None  # the spec's wa_version (None: live)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from blazzctl.models import WebhookDelivery, WebhookEndpoint, WhatsAppAccount
 from blazzctl.models.base import utcnow
 
 EVENT_TYPES = ("account.status", "account.qr", "message.received", "message.sent", "message.status",
-               "message.updated", "message.edited", "message.revoked", "sync.finished", "webhook.test")
+               "message.updated", "message.edited", "message.revoked", "sync.finished", "webhook.test",
+               "webjs.version")
 
 _deliveries = WebhookDelivery.__table__
 _accounts = WhatsAppAccount.__table__

@@ -156,6 +156,10 @@ def _daemons_and_accounts(report: Report, db: Database, settings) -> None:
                else "no account met an incompatible WhatsApp Web")
     with db.session() as s:
         _queue_ages(report, s, settings.health)
+        from blazzctl.services import wa_versions
+
+        level, detail = wa_versions.health(s)
+        report.add("wa_web_versions", State[level.upper()], detail)
 
 
 def _daemons(report: Report, live_here: list, *, configured: int, host: str, fleet: int) -> None:

@@ -30,6 +30,7 @@ from daemons.session.pacing import IdleBackoff
 from daemons.session.sessions import Sessions
 from daemons.session.spool import Spool
 from daemons.session.status import StatusWriter
+from daemons.session.versions import Versions
 from daemons.session.webhooks import run_dispatcher
 
 log = logging.getLogger("blazz.daemon")
@@ -63,7 +64,8 @@ class SessionDaemon:
                      else paths.daemon_state_base(settings.daemon.state_dir) / "media")
         spool = Spool(paths.daemon_state_base(settings.daemon.state_dir) / "spool")  # shared by the host's daemons
         self.sessions = Sessions(self.db, StatusWriter(self.db, self.name), stagger=settings.daemon.start_stagger,
-                                 messages=settings.messages, media_dir=media_dir, spool=spool)
+                                 messages=settings.messages, media_dir=media_dir, spool=spool,
+                                 versions=Versions(self.db, settings.providers.webjs, self.name))
         self.claimer = Claimer(self.db, self.sessions, owner=self.name, settings=settings, notifier=self.notifier,
                                lease_db=lease_db)
         self.tree = heartbeat.ProcessTree()
@@ -128,7 +130,8 @@ class SessionDaemon:
                 asyncio.create_task(Outbound(self.db, self.sessions, self.name, self.settings.messages,
                                              deadline=self.claimer.deadline, fleet_share=self.claimer.fleet_share,
                                              send_margin=self.settings.daemon.send_margin).loop(self.stopping)),
-                asyncio.create_task(media.prune_loop(self.db, self.settings.messages, self.stopping))]
+                asyncio.create_task(media.prune_loop(self.db, self.settings.messages, self.stopping)),
+                asyncio.create_task(self.sessions.versions.roll_loop(self.sessions, self.stopping))]
 
     async def _be_born(self) -> None:
         failures = 0

@@ -41,12 +41,15 @@ class Owned:
     pair_phone: str | None = None  # the running login shows a pairing code for this phone (None: a QR)
     stuck: int = 0  # sessions in a row whose page never finished loading
     generation: int = 0  # sessions started for this lease: a send handed to page N is known to page N only
+    wa_served: str | None = None  # the WhatsApp Web build this session was told to load (None: the live one)
+    wa_loaded: str | None = None  # the build its page runs (reported once loaded)
 
 
 class Sessions:
     def __init__(self, db: Database, writer: StatusWriter, *, stagger: float, messages=None,
-                 media_dir=None, spool: Spool | None = None) -> None:
+                 media_dir=None, spool: Spool | None = None, versions=None) -> None:
         self.db = db
+        self.versions = versions  # daemons.session.versions.Versions: the WhatsApp Web build each session loads
         # inbound writes: stored now, or spooled until the database takes them
         self.writes = InboundWrites(db, writer.owner, messages, spool)
         self.messages = messages  # MessagesSettings
@@ -153,7 +156,7 @@ class Sessions:
         owned.generation += 1
         try:
             spec = await asyncio.to_thread(self._spec, owned)
-            owned.pair_phone = spec.pair_phone
+            owned.pair_phone, owned.wa_served, owned.wa_loaded = spec.pair_phone, spec.wa_version, None
             await asyncio.to_thread(self.writer.set_status, owned.account_id, owned.epoch, AccountStatus.STARTING,
                                     reason="session starting")
             if not self._still_starting(owned):
@@ -183,9 +186,10 @@ class Sessions:
                 AccountCommand.status.in_([CommandStatus.PENDING, CommandStatus.RUNNING]),
             ).order_by(AccountCommand.id.desc())).first()
             pair_phone = (pending.args or {}).get("pair_phone") if pending is not None else None
+            build = self.versions.spec_fields(s, acc.id) if self.versions is not None else {}
             return p.SessionSpec(account_id=acc.id, session_id=acc.session_id, workspace_id=acc.workspace_id,
                                  name=acc.name, epoch=owned.epoch, phone_number=acc.phone_number,
-                                 pair_phone=pair_phone)
+                                 pair_phone=pair_phone, **build)
 
     async def _failed_start(self, owned: Owned, error: str) -> None:
         owned.restarts += 1
@@ -242,6 +246,9 @@ class Sessions:
 
     async def _apply(self, owned: Owned, event: p.ProviderEvent) -> None:
         w, a, e = self.writer, owned.account_id, owned.epoch
+        if isinstance(event, (p.Failed, p.Disconnected)) and self.versions is not None and owned.wa_loaded \
+                and event.reason in ("wa_web_incompatible", "stuck_loading", "deprecated_version"):
+            event = await self._build_failed(owned, event)
         if isinstance(event, p.Qr):
             await asyncio.to_thread(w.set_qr, a, e, event.qr, event.expires_at)
         elif isinstance(event, p.PairingCode):
@@ -249,8 +256,13 @@ class Sessions:
                                     pairing_code=event.code)
         elif isinstance(event, p.Authenticated):
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
+        elif isinstance(event, p.VersionLoaded):
+            owned.wa_loaded = event.version
+            await asyncio.to_thread(self.versions.loaded, event)
         elif isinstance(event, p.Ready):
             owned.restarts, owned.state, owned.connected, owned.stuck = 0, "live", True, 0
+            if self.versions is not None and owned.wa_loaded:
+                await asyncio.to_thread(self.versions.connected, owned.wa_loaded)
             version = {"wa_version": event.wa_version} if event.wa_version else {}
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, phone_number=event.phone_number,
                                     push_name=event.push_name, **version)
@@ -311,6 +323,24 @@ class Sessions:
             await self.writes.write(owned, op, **args)
         else:
             log.debug("event not handled", extra={"account_id": a, "event": type(event).__name__})
+
+    async def _build_failed(self, owned: Owned, event):
+        """A failure the page's WhatsApp Web build may cause, attributed to that build. When the
+        fleet now wants another build for this account (``auto_pin`` marked this one bad, or
+        WhatsApp refused a pinned one), the account is restarted instead of failed."""
+        try:
+            move = await asyncio.to_thread(self.versions.failed, account_id=owned.account_id, version=owned.wa_loaded,
+                                           served=owned.wa_served, reason=event.reason,
+                                           detail=getattr(event, "detail", None))
+        except Exception as exc:  # the database is away: the failure stands as it is
+            log.warning("could not record a WhatsApp Web build failure", extra={"account_id": owned.account_id,
+                                                                                 "error": str(exc)[:200]})
+            return event
+        if not move:
+            return event
+        owned.stuck = 0
+        return p.Disconnected(owned.account_id, retry=True, reason=f"{event.reason} on WhatsApp Web {owned.wa_loaded}: "
+                                                                     "restarting on another build")
 
     async def _store_message(self, owned: Owned, message: dict) -> bool | None:
         """Store one message from the page (its media first); True when it was new."""

@@ -58,6 +58,8 @@ class WebjsSession:
         self.undecrypted: set[str] = set()  # ids reported as ciphertext and not decrypted yet
         self._messages = asyncio.Lock()  # message events reach the daemon one at a time, in order
         self._launched: asyncio.Event | None = None  # set when launch() is over; close() waits for it
+        self._document: asyncio.Future | None = None  # the body of the live app document the page loaded
+        self._versions: dict[str, asyncio.Future] = {}  # build -> its report to the daemon
 
     @property
     def account_id(self) -> int:
@@ -108,12 +110,16 @@ class WebjsSession:
         await snapshot.install(self.context)  # first: keys the app makes from now on can be snapshotted
         if self.cfg.block_resources:
             await self.context.route("**/*", blocking(self.cfg.block_resources))
+        if self.spec.wa_document is not None:  # a pinned (or canary) build: its stored app document
+            await self.context.route(lambda url: url == self.cfg.url, self._serve_document)
         await self.context.add_init_script(f"window.__blazzOptions = {json.dumps(self._page_options())};")
         await self.context.add_init_script(BRIDGE)
         await self.context.expose_binding("blazzEmit", self._on_binding)
         self.context.on("close", lambda _ctx: self._on_closed("the browser closed unexpectedly"))
         self.page = self.context.pages[0] if self.context.pages else await self.context.new_page()
         self.page.on("crash", lambda _page: self._on_closed("the page crashed"))
+        if self.spec.wa_document is None:
+            self.page.on("response", self._on_response)
         if self.login.restoring is not None:
             data, self.login.restoring = self.login.restoring, None
             try:
@@ -145,6 +151,43 @@ class WebjsSession:
             await self.emit(p.Disconnected(self.account_id, reason="page stuck loading: WhatsApp Web did not "
                                                                     f"start within {timeout:g} s", retry=True))
 
+    # --- the app document (WhatsApp Web releases: blazzctl/services/wa_versions.py) ----------
+
+    async def _serve_document(self, route) -> None:
+        """Answer the app's document request with the stored document of the wanted build: the
+        page then loads that build's own scripts."""
+        if route.request.resource_type != "document":
+            await route.fallback()
+            return
+        await route.fulfill(status=200, content_type="text/html; charset=utf-8", body=self.spec.wa_document,
+                            headers={"cache-control": "no-store"})
+
+    def _on_response(self, response) -> None:
+        """Keep the live app document this page loaded: the first session to meet a build stores it."""
+        if response.url == self.cfg.url and response.request.resource_type == "document" and response.ok:
+            self._document = asyncio.ensure_future(response.body())
+
+    async def _loaded_document(self) -> bytes | None:
+        if self._document is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._document), 5)
+        except Exception:  # the page navigated on, the body is gone: recorded without it
+            return None
+
+    def _report_version(self, version: str | None) -> asyncio.Future:
+        """Report the build the page runs, once per build (awaited by every event that needs it first)."""
+        if not version:
+            return asyncio.ensure_future(asyncio.sleep(0))
+        if version not in self._versions:
+            self._versions[version] = asyncio.ensure_future(self._emit_version(version))
+        return self._versions[version]
+
+    async def _emit_version(self, version: str) -> None:
+        live = self.spec.wa_document is None
+        await self.emit(p.VersionLoaded(self.account_id, version=version, served=self.spec.wa_version,
+                                        document=await self._loaded_document() if live else None))
+
     # --- page events ----------------------------------------------------------------------
 
     def _on_binding(self, _source, kind: str, payload: dict) -> None:
@@ -159,7 +202,9 @@ class WebjsSession:
         if kind == "loaded":
             self.loaded = True
             self.wa_version = data.get("version")
+            await self._report_version(self.wa_version)
         elif kind == "incompatible":
+            await self._report_version(data.get("version"))  # first: the failure is attributed to it
             modules = ", ".join(data.get("modules") or [])
             await self.emit(p.Failed(a, reason="wa_web_incompatible",
                                      detail=f"wa_web_incompatible: WhatsApp Web {data.get('version')} lacks {modules}"))

@@ -126,6 +126,10 @@ class FakeWhatsAppWeb:
     def drop_module(self, module: str, value: bool = True) -> dict:
         return self.world.drop_module(module, value)
 
+    def release(self, version: str, *, drop=(), deprecated: bool = False, live: bool = True) -> dict:
+        """Ship WhatsApp Web build ``version`` (see ``FakeWorld.release``)."""
+        return self.world.release(version, drop=drop, deprecated=deprecated, live=live)
+
     def behave(self, **changes) -> dict:
         """Turn WhatsApp Web behaviours (``DEFAULT_BEHAVIOURS`` in world.py) on or off."""
         return self.world.behave(**changes)

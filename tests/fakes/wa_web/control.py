@@ -9,7 +9,7 @@ import secrets
 import time
 
 from tests.fakes.wa_web import seed
-from tests.fakes.wa_web.world import DEFAULT_BEHAVIOURS, ControlError, Device, World, is_odd, normalize_phone
+from tests.fakes.wa_web.world import DEFAULT_BEHAVIOURS, ControlError, Device, Release, World, is_odd, normalize_phone
 
 SOCKET_STATES = {"CONFLICT", "CONNECTED", "DEPRECATED_VERSION", "OPENING", "PAIRING", "PROXYBLOCK",
                  "SMB_TOS_BLOCK", "TIMEOUT", "TOS_BLOCK", "UNLAUNCHED", "UNPAIRED", "UNPAIRED_IDLE"}
@@ -371,6 +371,25 @@ class FakeWorld(World):
             return {"phone": phone, "chats": len(data["chats"]), "contacts": len(data["contacts"]),
                     "groups": len(data["groups"]), "messages": len(data["messages"])}
 
+    def release(self, version: str, *, drop: list | tuple = (), deprecated: bool = False, live: bool = True) -> dict:
+        """Ship (or change) build ``version``: ``drop`` the modules it lacks, ``deprecated`` the server
+        refuses its pages, ``live`` the app document points at it from now on (pages already
+        loaded keep their build until they reload). Older builds stay servable, as on WhatsApp's CDN."""
+        if not re.fullmatch(r"\d+\.\d+\.\d+(-\w+)?", str(version)):
+            raise ControlError(400, "invalid_version", "a version looks like 2.3000.1017054665")
+        if any(not re.fullmatch(r"WA\w+", str(m)) for m in drop):
+            raise ControlError(400, "invalid_module", "a module name looks like WAWebSendMsgChatAction")
+        with self.cond:
+            self.releases[version] = Release(str(version), frozenset(map(str, drop)), bool(deprecated))
+            if live:
+                self.live = str(version)
+            return self._release_view(version)
+
+    def _release_view(self, version: str) -> dict:
+        r = self.releases[version]
+        return {"version": r.version, "dropped": sorted(r.dropped), "deprecated": r.deprecated,
+                "live": self.live == r.version}
+
     def set_slow_boot(self, seconds: float) -> dict:
         self.slow_boot = max(0.0, float(seconds))
         return {"seconds": self.slow_boot}
@@ -397,7 +416,8 @@ class FakeWorld(World):
         now = time.time()
         with self.cond:
             return {
-                "ref_interval": self.ref_interval, "slow_boot": self.slow_boot,
+                "ref_interval": self.ref_interval, "slow_boot": self.slow_boot, "live": self.live,
+                "releases": [self._release_view(v) for v in self.releases],
                 "not_on_whatsapp": sorted(self.not_on_whatsapp), "behaviours": dict(self.behaviours),
                 "canonical": dict(self.canonical),
                 "accounts": {p: {"pushname": a.pushname, "chats": len(a.data["chats"]),

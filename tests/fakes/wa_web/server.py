@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes.wa_web.control import FakeWorld
-from tests.fakes.wa_web.world import ControlError
+from tests.fakes.wa_web.world import WA_VERSION, ControlError
 
 STATIC = Path(__file__).parent / "static"
 PAGES = {"/": "index.html", "/phone": "phone.html"}
@@ -56,12 +56,16 @@ def _control_routes(world: FakeWorld) -> dict:
         ("POST", "/control/refuse"): lambda body, q: world.refuse(str(_need(body, "to")), bool(body.get("value", True))),
         ("POST", "/control/drop-module"): lambda body, q: world.drop_module(str(_need(body, "module")),
                                                                             bool(body.get("value", True))),
+        ("POST", "/control/release"): lambda body, q: world.release(
+            str(_need(body, "version")), drop=list(body.get("drop") or []), deprecated=bool(body.get("deprecated")),
+            live=bool(body.get("live", True))),
     }
 
 
 def _page_routes(world: FakeWorld) -> dict:
     return {
-        ("POST", "/api/boot"): lambda body, q: world.boot(body.get("keys") or {}, body.get("token")),
+        ("POST", "/api/boot"): lambda body, q: world.boot(body.get("keys") or {}, body.get("token"),
+                                                          body.get("version")),
         ("GET", "/api/poll"): lambda body, q: {"events": world.poll(
             _need(q, "conn"), _int(q.get("after", 0), "after"), _int(q.get("device_after", 0), "device_after"),
             float(q.get("wait", 20)))},
@@ -152,6 +156,13 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, item["data"], item["mimetype"] or "application/octet-stream")
         if path == "/favicon.ico":
             return self._send(204, b"", "image/x-icon")
+        release = world.releases.get(world.live)
+        if path.startswith("/static/v/"):  # a build's own scripts: /static/v/<version>/<file>
+            version, _, rest = path[len("/static/v/"):].partition("/")
+            release = world.releases.get(version)
+            if release is None:
+                raise ControlError(404, "not_found", f"no WhatsApp Web build {version}")
+            path = "/static/" + rest
         name = PAGES.get(path) or (path[len("/static/"):] if path.startswith("/static/") else None)
         file = (STATIC / name).resolve() if name else None
         if file is None or STATIC.resolve() not in file.parents or not file.is_file():
@@ -160,8 +171,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(world.slow_boot)  # the page's bundle is slow: window.Debug.VERSION appears late
         ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         data = file.read_bytes()
-        if name == "wa-modules.js":  # this "build" lacks the dropped modules
-            data = f"window.__waDropped = {json.dumps(sorted(world.dropped_modules))};\n".encode() + data
+        if name == "index.html":  # the app document points at the live build's scripts
+            data = data.replace(b"{{version}}", world.live.encode())
+        elif name == "wa-modules.js":  # this build lacks the dropped modules
+            dropped = sorted(world.dropped_modules | release.dropped)
+            data = f"window.__waDropped = {json.dumps(dropped)};\n".encode() + data
+        elif name == "app.js":
+            data = data.replace(f'VERSION: "{WA_VERSION}"'.encode(), f'VERSION: "{release.version}"'.encode())
         self._send(200, data, ctype + ("; charset=utf-8" if ctype.startswith("text/") or
                                                     ctype.endswith("javascript") else ""))
 

@@ -119,6 +119,15 @@ class Conn:
 
 
 @dataclass
+class Release:
+    """A WhatsApp Web build the fake can serve: its document loads ``/static/v/<version>/…``."""
+
+    version: str
+    dropped: frozenset = frozenset()  # modules this build lacks (an incompatible release)
+    deprecated: bool = False  # the server refuses pages of this build: DEPRECATED_VERSION after load
+
+
+@dataclass
 class Account:
     phone: str
     pushname: str
@@ -144,6 +153,8 @@ class World:
         self.refused: set[str] = set()  # chat ids whose sends the server refuses (ack -1)
         self.dropped_modules: set[str] = set()  # modules a "newer WhatsApp Web build" no longer has
         self.stalled: set[str] = set()  # accounts whose pages never finish loading (no hasSynced)
+        self.releases: dict[str, Release] = {WA_VERSION: Release(WA_VERSION)}  # builds the CDN still serves
+        self.live = WA_VERSION  # the build the app document (``/``) points at
         self._seq = itertools.count(1)
 
     # ----- helpers -------------------------------------------------------------------------
@@ -175,8 +186,11 @@ class World:
         return conn
 
     # ----- page API ----------------------------------------------------------------------------
-    def boot(self, keys: dict, token: str | None) -> dict:
+    def boot(self, keys: dict, token: str | None, version: str | None = None) -> dict:
         with self.cond:
+            release = self.releases.get(version or WA_VERSION)
+            if release is not None and release.deprecated:  # the server no longer accepts this build
+                return {"conn": None, "state": "DEPRECATED_VERSION", "version": release.version}
             conn = Conn(id=secrets.token_hex(8), keys=dict(keys or {}))
             self.conns[conn.id] = conn
             dev = self.devices.get(token or "")
@@ -187,10 +201,10 @@ class World:
                 if previous in self.conns:
                     self._push(self.conns[previous].events, {"type": "conflict"})
                 return {"conn": conn.id, "state": "CONNECTED", "after": 0, "device_after": dev.acked,
-                        "version": WA_VERSION}
+                        "version": version or WA_VERSION}
             conn.refs.append((new_ref(), time.time()))
             return {"conn": conn.id, "state": "UNPAIRED", "ref": conn.refs[-1][0], "after": 0, "device_after": 0,
-                    "loggedOut": bool(token), "version": WA_VERSION}
+                    "loggedOut": bool(token), "version": version or WA_VERSION}
 
     def poll(self, conn_id: str, after: int, device_after: int, wait: float = POLL_WAIT) -> list[dict]:
         """Events after the page's two cursors: this connection's (``after``) and its device's."""

@@ -316,8 +316,13 @@
     app.keys = login ? login.keys : freshKeys();
     let r;
     for (let attempt = 1; ; attempt++) {
-      try { r = await app.api("POST", "/api/boot", { keys: app.keys, token: login ? login.token : null }); break; }
+      try { r = await app.api("POST", "/api/boot", { keys: app.keys, token: login ? login.token : null, version: window.Debug.VERSION }); break; }
       catch (err) { await sleep(Math.min(5000, 500 * attempt)); }
+    }
+    if (r.state === "DEPRECATED_VERSION") {  // the server refuses this build: the page asks for an update
+      app.Socket.set({ state: "DEPRECATED_VERSION" });
+      render();
+      return;
     }
     app.conn = r.conn;
     app.after = r.after;          // cursor of this page connection's events (refs, conflict, reload, ...)
