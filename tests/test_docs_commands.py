@@ -211,7 +211,23 @@ def _webhook_fixtures(db) -> None:
                                                  status="dead", attempts=10))
 
 
-FIXTURES = {"docs/sync.md": _sync_fixtures, "docs/webhooks.md": _webhook_fixtures}
+def _operations_fixtures(db) -> None:
+    """The WhatsApp Web build the releases section names, as a session would have recorded it, and
+    a connected account to run it as a canary (its own workspace, meant to stay stopped)."""
+    from blazzctl.enums import AccountStatus, DesiredState
+    from blazzctl.models import WaWebVersion
+    from blazzctl.models.base import utcnow
+    from blazzctl.services import accounts, wa_versions, workspaces
+
+    with db.session() as s:
+        s.add(WaWebVersion(version="2.3000.1017100000", html=wa_versions.compress(b"<!doctype html>"),
+                           html_sha256="0" * 64, last_live_at=utcnow(), last_connected_at=utcnow()))
+        account = accounts.add(s, workspace=workspaces.create(s, name="releases"), name="canary")
+        account.status, account.desired_state = AccountStatus.CONNECTED, DesiredState.STOPPED
+
+
+FIXTURES = {"docs/sync.md": _sync_fixtures, "docs/webhooks.md": _webhook_fixtures,
+            "docs/operations.md": _operations_fixtures}
 CONNECTED = {"docs/sync.md"}  # files whose account must be online before the first line
 PROVIDER = {"docs/sync.md": {"sync": {"chats": 4, "groups": 1, "contacts": 3, "participants": 2}}}
 

@@ -137,6 +137,9 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
             assert value(m, "blazz_fleet_webhook_outbox_oldest_age_seconds") >= 0
             assert value(m, "blazz_webhook_deliveries_total", outcome="delivered") >= 1
             assert value(m, "blazz_webhook_deliveries_total", outcome="dead") == 0
+            _set_wa_version(mariadb_url, "sales", "2.3000.1")  # as a WhatsApp Web page reports it
+            wait_for(lambda: scrape(port).get("blazz_fleet_accounts_by_wa_version", {}).get(
+                (("version", "2.3000.1"),)) == 1, 10, interval=0.3)
 
             _take_over(mariadb_url, "sales")  # another owner now holds the lease: the daemon must notice
             wait_for(lambda: value(scrape(port), "blazz_leases_lost_total") == 1, 20, interval=0.3,
@@ -145,6 +148,20 @@ def test_a_daemon_serves_its_metrics(cli, tmp_path, mariadb_url):
             assert all(d.proc.returncode == 0 for d in fleet.daemons.values()), fleet.logs()
     finally:
         receiver.close()
+
+
+def _set_wa_version(url: str, name: str, version: str) -> None:
+    from sqlalchemy import update
+
+    from blazzctl.db import Database
+    from blazzctl.models import WhatsAppAccount
+
+    db = Database(url)
+    try:
+        with db.session() as s:
+            s.execute(update(WhatsAppAccount).where(WhatsAppAccount.name == name).values(wa_version=version))
+    finally:
+        db.dispose()
 
 
 def _take_over(url: str, name: str) -> None:

@@ -129,5 +129,6 @@ def reject(version: str = VersionArg,
     from blazzctl.services import wa_versions
 
     with state(config).db.session() as session:
-        wa_versions.reject(session, version=version, by=_who(), reason=reason)
-    _done(version, json, f"rejected WhatsApp Web {version}: marked bad. {ROLL}")
+        pinned = wa_versions.reject(session, version=version, by=_who(), reason=reason)
+    _done(version, json, f"rejected WhatsApp Web {version}: marked bad"
+                         + (f"; {pinned} (the last good build) is pinned instead" if pinned else "") + f". {ROLL}")

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from blazzctl.db import db_now
-from blazzctl.enums import DeliveryStatus, MessageStatus, SyncStatus
+from blazzctl.enums import AccountStatus, DeliveryStatus, MessageStatus, SyncStatus
 from blazzctl.models import Message, SyncRun, WebhookDelivery, WhatsAppAccount
 from blazzctl.services import daemons
 
@@ -46,6 +46,13 @@ def accounts_by_status(session: Session, *, owner: str | None = None) -> dict[st
     if owner is not None:
         query = query.where(WhatsAppAccount.owner == owner)
     return {str(status): n for status, n in session.execute(query.group_by(WhatsAppAccount.status))}
+
+
+def accounts_by_wa_version(session: Session) -> dict[str, int]:
+    """{WhatsApp Web build: connected accounts whose page runs it} of the whole fleet."""
+    return dict(session.execute(select(WhatsAppAccount.wa_version, func.count()).where(
+        WhatsAppAccount.deleted_at.is_(None), WhatsAppAccount.status == AccountStatus.CONNECTED,
+        WhatsAppAccount.wa_version.is_not(None)).group_by(WhatsAppAccount.wa_version)).all())
 
 
 def messages_pending(session: Session, *, owner: str | None = None) -> int:

@@ -136,16 +136,22 @@ def failure(session: Session, *, version: str, account_id: int | None, kind: str
     _set_state(row, S.BAD, reason[:255], daemon)
     pinned = None
     if session.scalar(select(func.count()).select_from(V).where(V.state == S.PINNED)) == 0:
-        good = session.scalar(select(V).where(
-            V.version != version, V.html.is_not(None), V.last_connected_at.is_not(None),
-            or_(V.state.is_(None), V.state == S.CANARY)).order_by(V.last_connected_at.desc()).limit(1)
-            .with_for_update())
-        if good is not None:
-            _set_state(good, S.PINNED, f"{AUTO}{version} is bad"[:255], daemon)
-            good.canary_accounts = None
-            pinned = good.version
+        pinned = _pin_last_good(session, but=version, reason=f"{AUTO}{version} is bad", by=daemon)
     announce(session, version=version, state="bad", reason=reason, pinned=pinned)
     return Verdict(bad=version, pinned=pinned)
+
+
+def _pin_last_good(session: Session, *, but: str, reason: str, by: str) -> str | None:
+    """Pin the build other than ``but`` that most recently got a session connected (and whose
+    document is stored); None when there is none."""
+    good = session.scalar(select(V).where(
+        V.version != but, V.html.is_not(None), V.last_connected_at.is_not(None),
+        or_(V.state.is_(None), V.state == S.CANARY)).order_by(V.last_connected_at.desc()).limit(1).with_for_update())
+    if good is None:
+        return None
+    _set_state(good, S.PINNED, reason[:255], by)
+    good.canary_accounts = None
+    return good.version
 
 
 def deprecated(session: Session, *, version: str, daemon: str) -> bool:
@@ -249,13 +255,16 @@ def promote(session: Session, *, version: str, by: str) -> WaWebVersion:
     return row
 
 
-def reject(session: Session, *, version: str, by: str, reason: str | None = None) -> WaWebVersion:
-    """Mark ``version`` bad: its canary accounts (or, when it was pinned, every account) move back."""
+def reject(session: Session, *, version: str, by: str, reason: str | None = None) -> str | None:
+    """Mark ``version`` bad: its canary accounts move back to the pinned (or live) build; when it
+    was the pinned build, the last good build before it is pinned instead. Returns that build."""
     row = get(session, version, lock=True)
+    was_pinned = row.state == S.PINNED
     _set_state(row, S.BAD, (reason or "rejected by an operator")[:255], by)
     row.canary_accounts = None
-    _audit(session, "webjs reject", version)
-    return row
+    pinned = _pin_last_good(session, but=version, reason=f"{version} was rejected", by=by) if was_pinned else None
+    _audit(session, "webjs reject", version, {"pinned": pinned} if pinned else None)
+    return pinned
 
 
 def _clear(session: Session, state: WaVersionState, *, but: str) -> None:
@@ -306,12 +315,12 @@ class VersionView:
 
 
 def list_versions(session: Session) -> list[VersionView]:
+    from blazzctl.services import overview
+
     now = utcnow()
     rows = session.execute(select(V.version, V.state, V.state_reason, V.first_seen_at, V.last_live_at,
                                   V.html_sha256, V.canary_accounts).order_by(V.first_seen_at.desc(), V.id.desc())).all()
-    on = dict(session.execute(select(WhatsAppAccount.wa_version, func.count()).where(
-        WhatsAppAccount.deleted_at.is_(None), WhatsAppAccount.status == AccountStatus.CONNECTED,
-        WhatsAppAccount.wa_version.is_not(None)).group_by(WhatsAppAccount.wa_version)).all())
+    on = overview.accounts_by_wa_version(session)
     failures: dict[str, list[int]] = {}
     for version, at in session.execute(select(WaWebVersionFailure.version, WaWebVersionFailure.at).where(
             WaWebVersionFailure.at >= now - timedelta(days=1))):

@@ -74,6 +74,13 @@ class StateCollector(Collector):
                          "started (the daemon self-fences at 75 % of the lease TTL)",
                          d.claimer.clock() - d.claimer.last_renewed)
         yield from _pool_gauges(d.sessions.provider)
+        versions = getattr(d.sessions, "versions", None)
+        failures = CounterMetricFamily("blazz_wa_version_failures", "Session failures this daemon attributed to the "
+                                       "WhatsApp Web build the page ran (self-check, stuck loading)",
+                                       labels=["version"])
+        for version, count in sorted((versions.failures if versions is not None else {}).items()):
+            failures.add_metric([version], count)
+        yield failures
         figures = self._figures()
         yield _gauge("blazz_database_up", "1 when the scrape could read the database", int(figures is not None))
         if figures is None:
@@ -87,6 +94,11 @@ class StateCollector(Collector):
             yield family
         yield _gauge("blazz_messages_pending", "Outbound messages of this daemon's accounts not yet sent",
                      figures["messages_pending"])
+        builds = GaugeMetricFamily("blazz_fleet_accounts_by_wa_version", "Connected accounts of the whole fleet by "
+                                   "the WhatsApp Web build their page runs", labels=["version"])
+        for version, count in sorted(figures["builds"].items()):
+            builds.add_metric([version], count)
+        yield builds
         yield _gauge("blazz_fleet_webhook_outbox_pending", "Webhook deliveries waiting (the outbox backlog)",
                      figures["webhooks_pending"])
         yield _gauge("blazz_fleet_webhook_outbox_oldest_age_seconds", "Age of the oldest waiting webhook "
@@ -104,7 +116,8 @@ class StateCollector(Collector):
                 figures = {"owned": overview.accounts_by_status(s, owner=self.daemon.name),
                            "fleet": overview.accounts_by_status(s),
                            "messages_pending": overview.messages_pending(s, owner=self.daemon.name),
-                           "webhooks_pending": pending, "webhooks_oldest_age": oldest}
+                           "webhooks_pending": pending, "webhooks_oldest_age": oldest,
+                           "builds": overview.accounts_by_wa_version(s)}
         except Exception as exc:  # a scrape must not fail because the database is away
             log.warning("metrics: database figures unavailable", extra={"error": str(exc)[:200]})
             return None

@@ -257,8 +257,11 @@ class Sessions:
         elif isinstance(event, p.Authenticated):
             await asyncio.to_thread(w.set_status, a, e, AccountStatus.AUTHENTICATED)
         elif isinstance(event, p.VersionLoaded):
+            reloaded = owned.connected and event.version != owned.wa_loaded  # the page reloaded onto another build
             owned.wa_loaded = event.version
             await asyncio.to_thread(self.versions.loaded, event)
+            if reloaded:
+                await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, wa_version=event.version)
         elif isinstance(event, p.Ready):
             owned.restarts, owned.state, owned.connected, owned.stuck = 0, "live", True, 0
             if self.versions is not None and owned.wa_loaded:
