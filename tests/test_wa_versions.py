@@ -165,9 +165,16 @@ def test_pin_canary_promote_reject_and_unpin_move_exactly_their_accounts_at_the_
             seen = versions(cli, url)
             assert (seen[C]["state"], seen[C]["reason"], seen[A]["state"]) == ("bad", "media sends fail", "pinned")
 
-            # WhatsApp refuses A: the pinned build is unpinned by the fleet, the accounts go live.
+            # unpin: back to what WhatsApp serves now (B, compatible), one at a time.
+            fake.release(B)
+            assert cli("webjs", "unpin", db=url).stdout.startswith(f"unpinned WhatsApp Web {A}")
+            settle({a: B for a in ids}, "unpinned: live B")
+            assert sorted(a for _t, a in moves()[7:]) == ids
+
+            # WhatsApp refuses A while it is pinned: the fleet unpins it, the accounts go live.
+            assert cli("webjs", "pin", A, db=url).code == 0
+            settle({a: A for a in ids}, "pinned A again")
             fake.release(A, deprecated=True, live=False)
-            fake.release(B)  # the live build now (compatible here)
             fake.reload()
             settle({a: B for a in ids}, "A deprecated: live B")
             seen = versions(cli, url)

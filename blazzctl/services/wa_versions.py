@@ -41,6 +41,7 @@ V = WaWebVersion
 S = WaVersionState
 SELF_CHECK = "self_check"  # the page lacks modules the bridge needs: the build is bad at once
 AUTO = "auto: "  # state reasons written by a daemon start with this
+NEW_BUILD = 86400.0  # seconds a build counts as new: only a new build is judged by its failure count
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,10 @@ class Verdict:
 def failure(session: Session, *, version: str, account_id: int | None, kind: str, detail: str | None,
             daemon: str, threshold: int, window: float, act: bool = True) -> Verdict:
     """Record a session failure on ``version``. With ``act`` (``providers.webjs.auto_pin``), a live
-    or canary build that failed the self-check, or failed ``threshold`` times within ``window``
-    seconds, becomes ``bad``, and the last good build is pinned unless one is pinned already. A
-    pinned build is the operator's choice: its failures are counted, never acted on."""
+    or canary build that failed the self-check, or a new one (first met within a day) that failed
+    ``threshold`` times within ``window`` seconds, becomes ``bad``, and the last good build is
+    pinned unless one is pinned already. A pinned build is the operator's choice: its failures
+    are counted, never acted on."""
     session.add(WaWebVersionFailure(version=version, account_id=account_id, kind=kind,
                                     detail=(detail or "")[:255] or None, daemon=daemon))
     session.flush()
@@ -129,8 +131,9 @@ def failure(session: Session, *, version: str, account_id: int | None, kind: str
     since = utcnow() - timedelta(seconds=window)
     count = session.scalar(select(func.count()).select_from(WaWebVersionFailure).where(
         WaWebVersionFailure.version == version, WaWebVersionFailure.at >= since))
-    if kind != SELF_CHECK and count < threshold:
-        return Verdict()
+    new = _aware(row.first_seen_at) >= utcnow() - timedelta(seconds=NEW_BUILD)
+    if kind != SELF_CHECK and (count < threshold or not new):
+        return Verdict()  # pages stuck on a build that has served for days: not the build's fault
     reason = (f"{AUTO}self-check failed: {detail}" if kind == SELF_CHECK
               else f"{AUTO}{count} failures in {window:g} s (last: {kind}{': ' + detail if detail else ''})")
     _set_state(row, S.BAD, reason[:255], daemon)
