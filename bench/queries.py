@@ -232,19 +232,19 @@ def scenarios(db, facts: dict):
     deep_msg = HEAVY_MESSAGES - 1_000  # a message ~199,000 down account 1's list
 
     def ws_list(s, i):
-        accounts.list_accounts(s, workspace=refs.workspace(s, f"ws-{rng.randint(1, WORKSPACES):04d}"))
+        accounts.account_views(s, workspace=refs.workspace(s, f"ws-{rng.randint(1, WORKSPACES):04d}"))
 
     def page_first(s, i):  # what `blazzctl account list` asks for without --limit
-        accounts.list_accounts(s, limit=100)
+        accounts.account_views(s, limit=100)
 
     def page_deep(s, i):
-        accounts.list_accounts(s, limit=100, after=ACCOUNTS - 200 + (i % 50))
+        accounts.account_views(s, limit=100, after=ACCOUNTS - 200 + (i % 50))
 
     def page_large(s, i):
-        accounts.list_accounts(s, limit=1000)
+        accounts.account_views(s, limit=1000)
 
     def all_list(s, i):
-        accounts.list_accounts(s)
+        accounts.account_views(s)
 
     def chat_first(s, i):
         chats.list_chats(s, account_id=1 if i % 2 else rng.randint(2, ACCOUNTS), limit=50)

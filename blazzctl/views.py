@@ -20,9 +20,17 @@ def workspace(ws: Workspace) -> dict[str, Any]:
     return {"id": ws.id, "uuid": ws.uuid, "name": ws.name, "created_at": iso(ws.created_at)}
 
 
-def account(acc: WhatsAppAccount) -> dict[str, Any]:
+# The columns ``account`` reads: what a list selects instead of whole rows (services.accounts.account_views).
+ACCOUNT_COLUMNS = ("id", "uuid", "workspace_id", "name", "session_id", "phone_number", "provider_type", "status",
+                   "is_primary", "desired_state", "owner", "connected_at", "last_activity_at", "created_at",
+                   "auth_saved_at", "status_reason", "status_changed_at", "last_error", "wa_version")
+
+
+def account(acc: WhatsAppAccount, workspace_name: str | None = None) -> dict[str, Any]:
+    """An account (a model, or a row of ``ACCOUNT_COLUMNS`` with ``workspace_name`` given)."""
     return {
-        "id": acc.id, "uuid": acc.uuid, "workspace_id": acc.workspace_id, "workspace": acc.workspace.name,
+        "id": acc.id, "uuid": acc.uuid, "workspace_id": acc.workspace_id,
+        "workspace": workspace_name if workspace_name is not None else acc.workspace.name,
         "name": acc.name, "session_id": acc.session_id, "phone_number": acc.phone_number,
         "provider_type": str(acc.provider_type), "status": str(acc.status), "is_primary": bool(acc.is_primary),
         "desired_state": str(acc.desired_state), "owner": acc.owner,

@@ -42,7 +42,7 @@ def test_connected_account_becomes_primary_when_there_is_none(database, acme):
     with database.session() as session:
         assert accounts.promote_if_no_primary(session, account_id=b.id, workspace_id=b.workspace_id) is False
     with database.session() as session:
-        assert [x.name for x in accounts.list_accounts(session) if x.is_primary] == ["a"]
+        assert [x["name"] for x in accounts.account_views(session) if x["is_primary"]] == ["a"]
 
 
 def test_make_primary_is_idempotent_and_moves(database, acme):
@@ -53,7 +53,7 @@ def test_make_primary_is_idempotent_and_moves(database, acme):
         with database.session() as session:
             assert accounts.make_primary(session, account=refs.account(session, target)).is_primary
         with database.session() as session:
-            assert [x.name for x in accounts.list_accounts(session) if x.is_primary] == [target]
+            assert [x["name"] for x in accounts.account_views(session) if x["is_primary"]] == [target]
     assert a.id != b.id
 
 
@@ -67,7 +67,7 @@ def test_remove_clears_primary_and_frees_the_name(database, acme):
     with database.session() as session:
         with pytest.raises(NotFound):
             refs.account(session, str(acc.id))
-        assert accounts.list_accounts(session) == []
+        assert accounts.account_views(session) == []
         again = accounts.add(session, workspace=refs.workspace(session, "acme"), name="sales")
         assert again.id != acc.id and not again.is_primary
 
@@ -81,7 +81,7 @@ def test_remove_refuses_a_connected_account_without_force(database, acme):
             accounts.remove(session, account=refs.account(session, "sales"))
     with database.session() as session:
         accounts.remove(session, account=refs.account(session, "sales"), force=True)
-        assert accounts.list_accounts(session) == []
+        assert accounts.account_views(session) == []
 
 
 def test_workspace_scope_is_explicit(database, acme):

@@ -47,13 +47,12 @@ def list_(workspace: WorkspaceOption = None,
 
     Example: blazzctl account list --workspace acme --status connected
     """
-    from blazzctl import views
     from blazzctl.services import accounts, refs
 
     with state(config).db.session() as session:
         ws = refs.workspace(session, workspace) if workspace else None
-        rows, more = output.page([views.account(a) for a in accounts.list_accounts(
-            session, workspace=ws, status=status, limit=limit + 1, after=after)], limit)
+        rows, more = output.page(accounts.account_views(session, workspace=ws, status=status, limit=limit + 1,
+                                                        after=after), limit)
     if json:
         output.emit_json(rows)
     else:

