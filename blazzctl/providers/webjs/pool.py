@@ -33,6 +33,7 @@ log = logging.getLogger("blazz.webjs")
 
 MIN_CHECKS_BEFORE_RECYCLING = 10  # a browser younger than this many check intervals is never drained
 GONE_AFTER = 15.0  # seconds a drained account may be without a session here before the drain goes on
+ASK_AGAIN = 30.0  # seconds between restart requests for an account still in a draining browser
 
 
 @dataclass(eq=False)
@@ -191,15 +192,19 @@ class BrowserPool:
                 return
             if account_id not in slot.contexts:
                 continue
-            await self.provider.emit(p.Restart(account_id, reason="browser recycled: over max_browser_mb"))
             await self._until_moved(slot, account_id)
 
     async def _until_moved(self, slot: Slot, account_id: int) -> None:
-        """Wait until the account is connected in another browser; or it stopped running here (its
-        lease went elsewhere) for ``GONE_AFTER`` s; or a start and a login's time passed."""
+        """Ask for the account's restart, and wait until it is connected in another browser; or it
+        stopped running here (its lease went elsewhere) for ``GONE_AFTER`` s; or a start and a
+        login's time passed. Asked again every ``ASK_AGAIN`` s while it stays (the daemon restarts
+        only a session that is up: one still starting is asked again later)."""
         deadline = time.monotonic() + self.cfg.start_timeout + self.cfg.ready_timeout
-        absent_since = None
+        absent_since, asked = None, 0.0
         while time.monotonic() < deadline:
+            if account_id in slot.contexts and time.monotonic() - asked >= ASK_AGAIN:
+                await self.provider.emit(p.Restart(account_id, reason="browser recycled: over max_browser_mb"))
+                asked = time.monotonic()
             session = self.provider.sessions.get(account_id)
             if account_id not in slot.contexts and session is not None and session.ready:
                 return
