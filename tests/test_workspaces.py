@@ -393,5 +393,11 @@ def test_downgrade_below_0008_refuses_when_a_removed_name_was_taken_again(bz, mi
             schema.downgrade(db, "0007")
         assert "'acme' belong to a removed workspace and to another one" in str(caught.value)
         assert schema.current_revision(db) == schema.head_revision()
+        # Refused before anything was undone: the later revisions' tables and columns are all there
+        # (on MySQL each DDL statement commits: a refusal half-way would have dropped them).
+        from sqlalchemy import inspect
+
+        assert schema.pending_model_changes(db) == []
+        assert "wa_web_versions" in inspect(db.engine).get_table_names()
     finally:
         db.dispose()

@@ -82,10 +82,26 @@ def _refuse_server_problems(conn, url: str) -> None:
 
 
 def downgrade(db: Database, revision: str = "base") -> None:
+    """Undo revisions down to ``revision``. Every revision to undo that can refuse (its module's
+    ``refuse_downgrade(connection)``) is asked first, so a refusal changes nothing: on MySQL each
+    DDL statement commits, and a refusal in the middle would leave the later revisions undone."""
     from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
 
     with translate_errors(db.url), db.engine.begin() as conn:
-        command.downgrade(_alembic_config(conn), revision)
+        config = _alembic_config(conn)
+        current = MigrationContext.configure(conn).get_current_revision()
+        try:
+            undone = list(ScriptDirectory.from_config(config).iterate_revisions(current, revision)) if current else []
+        except CommandError:  # not a revision below the current one: alembic says so below
+            undone = []
+        for script in undone:
+            refuse = getattr(script.module, "refuse_downgrade", None)
+            if refuse is not None:
+                refuse(conn)
+        command.downgrade(config, revision)
 
 
 def create_sqlite_file(url: str, *, create_dirs: bool = False) -> Path | None:

@@ -62,20 +62,28 @@ def upgrade() -> None:
         op.drop_constraint('uq_workspaces_name', 'workspaces', type_='unique')
 
 
-def downgrade() -> None:
+def refuse_downgrade(bind) -> None:
+    """Raise when this revision cannot be undone. Called by `blazzctl db downgrade` before any
+    revision is undone (on MySQL each DDL statement commits, so a refusal half-way through a
+    downgrade would leave the later revisions undone), and again by ``downgrade``."""
     # Before 0008 every name was unique, removed workspaces' included, and there was no removal:
     # a removed workspace whose name was taken again cannot go back.
-    bind = op.get_bind()
-    if 'deleted_at' in _columns():
-        taken = bind.execute(sa.text(
-            "SELECT DISTINCT r.name FROM workspaces r JOIN workspaces l ON l.name = r.name AND l.id <> r.id "
-            "WHERE r.deleted_at IS NOT NULL")).scalars().all()
-        if taken:
-            from blazzctl.errors import Conflict
+    if 'deleted_at' not in {c['name'] for c in sa.inspect(bind).get_columns('workspaces')}:
+        return
+    taken = bind.execute(sa.text(
+        "SELECT DISTINCT r.name FROM workspaces r JOIN workspaces l ON l.name = r.name AND l.id <> r.id "
+        "WHERE r.deleted_at IS NOT NULL")).scalars().all()
+    if taken:
+        from blazzctl.errors import Conflict
 
-            raise Conflict(f"cannot downgrade below 0008: the name(s) {', '.join(map(repr, taken))} belong to a "
-                           "removed workspace and to another one",
-                           hint="Rename the other workspace(s) first (`blazzctl workspace rename`).")
+        raise Conflict(f"cannot downgrade below 0008: the name(s) {', '.join(map(repr, taken))} belong to a "
+                       "removed workspace and to another one",
+                       hint="Rename the other workspace(s) first (`blazzctl workspace rename`).")
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    refuse_downgrade(bind)
     if bind.dialect.name == 'sqlite':
         if 'live_name' in _columns():
             with _foreign_keys_off(bind), op.batch_alter_table('workspaces', recreate='always') as batch_op:
