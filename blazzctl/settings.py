@@ -144,6 +144,9 @@ class WebjsSettings:
                                            "that make it bad", min=1, max=100000)
     bad_version_window: float = setting(600.0, "Seconds over which bad_version_failures are counted",
                                         min=10, max=86400)
+    version_check_interval: float = setting(30.0, "Seconds between each daemon's reads of the fleet's WhatsApp Web "
+                                                  "policy (a pin or canary reaches running sessions within this)",
+                                            min=1, max=3600)
     version_roll_rate: float = setting(6.0, "Sessions per minute each daemon reloads onto another WhatsApp Web "
                                             "build after a pin, unpin, canary, promote or reject", min=0.1, max=600)
     ready_timeout: float = setting(180.0, "Seconds a linked page may take to finish loading (hasSynced) before "

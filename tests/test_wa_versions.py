@@ -55,7 +55,8 @@ def fleet_of(cli, tmp_path, fake, *, accounts: int, daemons: int, webjs: dict | 
         assert added.code == 0, added
         phones[added.json()["id"]] = f"+49155501{n:02d}"
     fleet = WebjsFleet(tmp_path / "fleet", url, fake.url, key_file=key,
-                       webjs={"snapshot_after": 1, "version_roll_rate": 30, **(webjs or {})})
+                       webjs={"snapshot_after": 1, "version_roll_rate": 30, "version_check_interval": 2,
+                              **(webjs or {})})
     for n in range(daemons):
         fleet.start(1, host=f"host-{'abcd'[n]}")
     for account_id, phone in phones.items():

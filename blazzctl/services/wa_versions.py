@@ -63,9 +63,10 @@ def compress(html: bytes) -> bytes:
 
 
 def policy(session: Session) -> Policy:
-    rows = session.execute(select(V.version, V.state, V.canary_accounts).where(V.state.is_not(None))).all()
-    live = session.scalar(select(V.version).where(V.last_live_at.is_not(None))
-                          .order_by(V.last_live_at.desc(), V.id.desc()).limit(1))
+    """One query (every build: a fleet meets a few a week)."""
+    rows = session.execute(select(V.id, V.version, V.state, V.canary_accounts, V.last_live_at)).all()
+    seen_live = [r for r in rows if r.last_live_at is not None]
+    live = max(seen_live, key=lambda r: (_aware(r.last_live_at), r.id)).version if seen_live else None
     pinned = next((r.version for r in rows if r.state == S.PINNED), None)
     canary = {int(a): r.version for r in rows if r.state == S.CANARY for a in (r.canary_accounts or [])}
     unusable = frozenset(r.version for r in rows if r.state in (S.BAD, S.DEPRECATED))

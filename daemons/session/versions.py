@@ -3,8 +3,8 @@ build means, and moving running sessions when the fleet's policy changes.
 
 The policy lives in the database (``blazzctl/services/wa_versions.py``): pins and canaries set by
 operators, and builds marked bad or deprecated by any daemon. Each session start reads it (the
-spec carries the wanted build's stored app document). ``roll_loop`` reads it every few seconds
-and restarts, one at a time and at most ``providers.webjs.version_roll_rate`` a minute, the
+spec carries the wanted build's stored app document). ``roll_loop`` reads it every
+``providers.webjs.version_check_interval`` seconds and restarts, one at a time and at most ``providers.webjs.version_roll_rate`` a minute, the
 sessions whose page runs another build than the policy wants: a pin, unpin, canary, promote or
 reject never reloads the fleet at once.
 """
@@ -21,7 +21,7 @@ from blazzctl.services import wa_versions
 
 log = logging.getLogger("blazz.versions")
 
-POLICY_POLL = 5.0  # seconds between reads of the fleet's policy
+TICK = 1.0  # seconds between looks for a session to move (the policy is re-read every version_check_interval)
 FAILURE_KINDS = {"wa_web_incompatible": wa_versions.SELF_CHECK, "stuck_loading": "stuck_loading"}
 
 
@@ -100,23 +100,28 @@ class Versions:
         return served is not None and loaded != policy.live
 
     async def roll_loop(self, sessions, stopping: asyncio.Event) -> None:
-        """Every ``POLICY_POLL`` s: restart (login kept) one session whose build the policy no longer
-        wants, waiting until it is connected again before the next, and at most
-        ``version_roll_rate`` a minute."""
+        """Restart (login kept) one session at a time whose build the policy no longer wants,
+        waiting until it is connected again before the next, at most ``version_roll_rate`` a
+        minute. The policy is read every ``version_check_interval`` s, and only while a session
+        here has reported its build (an idle daemon adds no query)."""
         gap = 60.0 / self.cfg.version_roll_rate
-        last = 0.0
+        last = read_at = 0.0
         moving: int | None = None
         while not stopping.is_set():
             try:
-                await asyncio.wait_for(stopping.wait(), timeout=POLICY_POLL)
+                await asyncio.wait_for(stopping.wait(), timeout=TICK)
                 return
             except asyncio.TimeoutError:
                 pass
-            try:
-                self.policy = await asyncio.to_thread(self._read_policy)
-            except Exception as exc:  # the database is away: the next round reads it
-                log.warning("could not read the WhatsApp Web policy", extra={"error": str(exc)[:200]})
+            if not any(o.wa_loaded for o in sessions.owned.values()):
                 continue
+            if time.monotonic() - read_at >= self.cfg.version_check_interval:
+                try:
+                    self.policy = await asyncio.to_thread(self._read_policy)
+                    read_at = time.monotonic()
+                except Exception as exc:  # the database is away: the next round reads it
+                    log.warning("could not read the WhatsApp Web policy", extra={"error": str(exc)[:200]})
+                    continue
             if moving is not None:
                 owned = sessions.owned.get(moving)
                 if owned is not None and owned.state != "stopping" and not owned.connected \
