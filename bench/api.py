@@ -4,9 +4,10 @@
 
 A private MariaDB (or ``BLAZZ_BENCH_DATABASE_URL``) with ``--accounts`` accounts in one
 workspace; a real ``blazz-api`` process with its default workers (``api.workers``) on a free
-loopback port, rate limit off; the clients are asyncio tasks with httpx keep-alive
-connections in ``--procs`` processes on the same machine (so they share its cores with the API
-and MariaDB). Each phase runs ``--seconds``: every client sends its next request when the last
+loopback port, rate limit off; the clients are asyncio tasks, each with one keep-alive HTTP/1.1
+connection (a minimal client, like wrk: httpx cost ~1 ms of CPU a request, more than the API's
+share of the machine), in ``--procs`` processes on the same machine (so they share its cores
+with the API and MariaDB). Each phase runs ``--seconds``: every client sends its next request when the last
 answered. Sends go to the first 100 accounts (marked linked), each with its own Idempotency-Key;
 they are queued (no daemon sends them). A failed request is any exception or an answer other
 than 200 (GET) or 202 (POST).
@@ -55,10 +56,48 @@ def say(args, text):
 
 # --- the clients ---------------------------------------------------------------------------------
 
-async def _client(http, kind: str, base: str, token: str, targets: list[int], deadline: float, out: list,
-                  tag: str) -> None:
-    import httpx
+class Connection:
+    """One keep-alive HTTP/1.1 connection, as lean as a load generator must be (wrk-like): httpx
+    cost about 1 ms of CPU a request here, so 100 httpx clients took more of the 2 cores than the
+    API they measured. Requests are written whole; answers read by Content-Length."""
 
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, headers: dict, body: bytes = b"") -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}",
+                *(f"{k}: {v}" for k, v in headers.items())]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        try:
+            status_line = await self.reader.readuntil(b"\r\n")
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.close()
+            raise
+        length, close = 0, False
+        for line in raw.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        await self.reader.readexactly(length)
+        if close:
+            self.close()
+        return int(status_line.split(b" ", 2)[1])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _client(conn: Connection, kind: str, token: str, targets: list[int], deadline: float, out: list,
+                  tag: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     n = 0
     while time.monotonic() < deadline:
@@ -66,32 +105,34 @@ async def _client(http, kind: str, base: str, token: str, targets: list[int], de
         started = time.monotonic()
         try:
             if kind == "get":
-                answer = await http.get(f"{base}/v1/accounts?limit=50", headers=headers)
-                ok = answer.status_code == 200
+                status = await conn.request("GET", "/v1/accounts?limit=50", headers)
+                ok = status == 200
             else:
                 account = targets[n % len(targets)]
-                answer = await http.post(f"{base}/v1/accounts/{account}/messages", json={
-                    "to": "+62 812 3456 7890", "text": f"bench {tag} {n}"},
-                    headers={**headers, "Idempotency-Key": f"{tag}-{n}"})
-                ok = answer.status_code == 202
-            why = None if ok else f"HTTP {answer.status_code}"
-        except httpx.HTTPError as error:
+                body = json.dumps({"to": "+62 812 3456 7890", "text": f"bench {tag} {n}"}).encode()
+                status = await conn.request("POST", f"/v1/accounts/{account}/messages",
+                                            {**headers, "Content-Type": "application/json",
+                                             "Idempotency-Key": f"{tag}-{n}"}, body)
+                ok = status == 202
+            why = None if ok else f"HTTP {status}"
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
             ok, why = False, f"{type(error).__name__}: {error}"[:120]
         out.append((time.monotonic() - started, ok, why))
+    conn.close()
 
 
 def _run_clients(kind: str, base: str, token: str, targets: list[int], clients: int, seconds: float,
                  start_at: float, tag: str, queue) -> None:
-    import httpx
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
 
     async def main():
         results: list = []
-        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-        async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
-            deadline = time.monotonic() + seconds
-            await asyncio.gather(*(_client(http, kind, base, token, targets, deadline, results, f"{tag}-{i}")
-                                   for i in range(clients)))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        deadline = time.monotonic() + seconds
+        await asyncio.gather(*(_client(Connection(where.hostname, where.port), kind, token, targets, deadline,
+                                       results, f"{tag}-{i}") for i in range(clients)))
         return results
 
     queue.put(asyncio.run(main()))
@@ -168,20 +209,25 @@ def run(args) -> dict:
             private.stop()
 
 
-NOTES = """Where the time goes (py-spy on one worker, and the service call timed alone): a page of 50 accounts
-is three queries (the key's workspace, the accounts with `selectinload` of their workspace, the
-workspaces) whose ~35-column rows PyMySQL decodes in pure Python, then 50 ORM objects and 50
-views: about 5.5 ms of one core before FastAPI and uvicorn add theirs; a send is an account
-lookup, the idempotency check, two inserts (message, audit row) and a commit. With the API, the
-clients and MariaDB on the same 2 cores, that caps the GET near 150 requests/s whatever the
-worker count (3 workers measured within noise of 2). The route calls the same
-`accounts.list_accounts` and `views.account` as `blazzctl account list --json`, as the issue
-asks; reaching 500/s would take a leaner read path for the API (selected columns, no ORM
-objects) or a C MySQL driver, neither done here. One fix that was needed: with more worker
-threads than pooled connections, every burst opened and closed overflow connections (TLS context
-and all) per request, a third of the throughput; the threads are now capped at
-`database.pool_size`. And uvicorn's 5 s keep-alive failed about one request per phase (a client
-reused a connection as the server closed it); blazz-api keeps idle connections 75 s."""
+NOTES = """Where the time goes (py-spy on one worker; the service call timed alone, idle machine): a page of
+50 accounts is now one query of the 19 columns the view shows (`accounts.account_views`, which
+`blazzctl account list` uses too: no ORM objects) plus the key's workspace, about 2.0 ms of one
+core (it was 3.8 ms loading whole models), about half of it PyMySQL decoding the rows in pure
+Python; FastAPI, uvicorn and the worker thread add about 1 ms. The two workers then use about
+1.6 of the 2 cores and MariaDB most of the rest, so the API is the bottleneck. Earlier runs used
+httpx in the clients: about 1 ms of CPU a request, 1.2 cores for 100 clients, so the load
+generator itself capped the figures at 110-230 requests/s; the clients are now a minimal
+keep-alive HTTP/1.1 loop (like wrk, about 5 % of a core). 3 or 4 workers measured lower than 2
+(372-469/s), and 2, 3 or 8 threads per worker no better than the default 5 (`database.pool_size`).
+Run-to-run spread on this shared machine is about 10 % (GET 493-548/s over six runs of the same code, POST 367-468/s).
+p95 <= 200 ms is not met: with 100 clients that each wait for their answer, the mean latency is
+100 / throughput (Little's law), 190 ms at 530 requests/s, so a p95 under 200 ms needs about 650
+requests/s here, a quarter less CPU per request. What would get there: a C MySQL driver
+(mysqlclient) for the API's reads, or an async driver with routes on the event loop (no thread
+hop); neither is done. One fix that was needed earlier: with more worker threads than pooled
+connections, every burst opened and closed overflow connections per request; the threads are
+capped at `database.pool_size`. uvicorn's 5 s keep-alive failed about one request per phase (a
+client reused a connection as the server closed it); blazz-api keeps idle connections 75 s."""
 
 
 def section(r: dict, args) -> str:
