@@ -66,11 +66,14 @@ def fleet_of(cli, tmp_path, fake, *, accounts: int, daemons: int, webjs: dict | 
     return url, db, fleet, phones
 
 
-def test_a_release_that_breaks_the_bridge_is_rolled_back_by_the_fleet_itself(cli, tmp_path):
-    """The fleet runs A. WhatsApp ships B, which lacks a module the bridge needs, and every page
-    reloads onto it. The first page's self-check fails: B is marked bad, A (the last good build,
-    its document stored) is pinned, and every account is back on A, served from the stored
-    document, with no QR and one linked device each; health is CRITICAL naming B."""
+@pytest.mark.parametrize("dropped", ["WAWebSendMsgChatAction", "WAWebConnModel"],
+                         ids=["self-check", "attach-fails"])
+def test_a_release_that_breaks_the_bridge_is_rolled_back_by_the_fleet_itself(cli, tmp_path, dropped):
+    """The fleet runs A. WhatsApp ships B, which lacks a module the bridge needs (found by the
+    module self-check, or failing the bridge as it attaches), and every page reloads onto it. B
+    is marked bad at the first failure, A (the last good build, its document stored) is pinned,
+    and every account is back on A, served from the stored document, with no QR and one linked
+    device each; health is CRITICAL naming B."""
     from tests.fakes.wa_web import FakeWhatsAppWeb
 
     with FakeWhatsAppWeb(port=0) as fake:
@@ -79,7 +82,7 @@ def test_a_release_that_breaks_the_bridge_is_rolled_back_by_the_fleet_itself(cli
             wait_for(lambda: versions(cli, url).get(A, {}).get("document_stored"), 20, message="A recorded")
             recorders = [Recorder(db, a).__enter__() for a in phones]
             try:
-                fake.release(B, drop=["WAWebSendMsgChatAction"])
+                fake.release(B, drop=[dropped])
                 started = time.monotonic()
                 assert fake.reload()["pages"] == len(phones)
                 wait_for(lambda: versions(cli, url).get(B, {}).get("state") == "bad", 60,
@@ -94,7 +97,7 @@ def test_a_release_that_breaks_the_bridge_is_rolled_back_by_the_fleet_itself(cli
                     r.__exit__(None, None, None)
             seen = versions(cli, url)
             assert seen[A]["state"] == "pinned" and seen[B]["state"] == "bad", seen
-            assert "self-check failed" in seen[B]["reason"] and "WAWebSendMsgChatAction" in seen[B]["reason"]
+            assert "self-check failed" in seen[B]["reason"] and dropped in seen[B]["reason"], seen[B]
             assert seen[B]["document_stored"] and seen[B]["failures_last_hour"] >= 1
             assert seen[A]["accounts"] == len(phones)
             health = cli("health", "--json", db=url)

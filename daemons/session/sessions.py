@@ -228,6 +228,13 @@ class Sessions:
         owned.restarts, owned.state, owned.not_before = 0, "queued", 0.0
         self._wake.set()
 
+    def _restart_soon(self, account_id: int) -> None:
+        """``restart`` in the background: saving the login and closing the page takes seconds, and
+        the event pump must go on storing every other account's messages meanwhile."""
+        task = asyncio.create_task(self.restart(account_id))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     # --- provider events ------------------------------------------------------------------------
 
     async def on_event(self, event: p.ProviderEvent) -> None:
@@ -314,11 +321,7 @@ class Sessions:
             if owned.state == "live":
                 log.info("restarting the session at the provider's request", extra={"account_id": a,
                                                                                      "reason": event.reason})
-                # Not awaited here: saving the login and closing the page takes seconds, and the
-                # event pump must go on storing every other account's messages meanwhile.
-                task = asyncio.create_task(self.restart(a))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._restart_soon(a)
         elif isinstance(event, p.MessageEvent):
             await self._store_message(owned, event.message)
         elif isinstance(event, (p.MessageEdited, p.MessageRevoked, p.AckEvent)):

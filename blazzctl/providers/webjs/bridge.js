@@ -172,7 +172,8 @@
   function boot() {
     if (window.Debug && window.Debug.VERSION && typeof window.require === "function") {
       try { req("WAWebSocketModel"); } catch (e) { return false; }
-      try { attach(); } catch (e) { emit("error", { where: "attach", message: String(e && e.message || e) }); }
+      // Attaching fails when a build changed a module's members: as incompatible as a missing module.
+      try { attach(); } catch (e) { emit("incompatible", { version: window.Debug.VERSION, modules: [], error: String(e && e.message || e) }); }
       return true;
     }
     return false;

@@ -206,8 +206,9 @@ class WebjsSession:
         elif kind == "incompatible":
             await self._report_version(data.get("version"))  # first: the failure is attributed to it
             modules = ", ".join(data.get("modules") or [])
+            what = f"lacks {modules}" if modules else f"broke the bridge: {str(data.get('error'))[:300]}"
             await self.emit(p.Failed(a, reason="wa_web_incompatible",
-                                     detail=f"wa_web_incompatible: WhatsApp Web {data.get('version')} lacks {modules}"))
+                                     detail=f"wa_web_incompatible: WhatsApp Web {data.get('version')} {what}"))
         elif kind == "state":
             await self._on_state(data.get("state"))
         elif kind == "qr":
