@@ -253,8 +253,9 @@ class Sessions:
 
     async def _apply(self, owned: Owned, event: p.ProviderEvent) -> None:
         w, a, e = self.writer, owned.account_id, owned.epoch
-        if isinstance(event, (p.Failed, p.Disconnected)) and self.versions is not None and owned.wa_loaded \
-                and event.reason in ("wa_web_incompatible", "stuck_loading", "deprecated_version"):
+        if self.versions is not None and owned.wa_loaded and (
+                isinstance(event, p.Failed) and event.reason in ("wa_web_incompatible", "deprecated_version")
+                or isinstance(event, p.Disconnected) and event.reason == "stuck_loading"):
             event = await self._build_failed(owned, event)
         if isinstance(event, p.Qr):
             await asyncio.to_thread(w.set_qr, a, e, event.qr, event.expires_at)
@@ -266,7 +267,8 @@ class Sessions:
         elif isinstance(event, p.VersionLoaded):
             reloaded = owned.connected and event.version != owned.wa_loaded  # the page reloaded onto another build
             owned.wa_loaded = event.version
-            await asyncio.to_thread(self.versions.loaded, event)
+            if self.versions is not None:
+                await asyncio.to_thread(self.versions.loaded, event)
             if reloaded:
                 await asyncio.to_thread(w.set_status, a, e, AccountStatus.CONNECTED, wa_version=event.version)
         elif isinstance(event, p.Ready):

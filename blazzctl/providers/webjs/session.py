@@ -59,7 +59,7 @@ class WebjsSession:
         self._messages = asyncio.Lock()  # message events reach the daemon one at a time, in order
         self._launched: asyncio.Event | None = None  # set when launch() is over; close() waits for it
         self._document: asyncio.Future | None = None  # the body of the live app document the page loaded
-        self._versions: dict[str, asyncio.Future] = {}  # build -> its report to the daemon
+        self._reported: tuple[str, asyncio.Future] | None = None  # the build last reported to the daemon
 
     @property
     def account_id(self) -> int:
@@ -166,6 +166,7 @@ class WebjsSession:
         """Keep the live app document this page loaded: the first session to meet a build stores it."""
         if response.url == self.cfg.url and response.request.resource_type == "document" and response.ok:
             self._document = asyncio.ensure_future(response.body())
+            self._document.add_done_callback(lambda f: f.cancelled() or f.exception())  # gone: never mind
 
     async def _loaded_document(self) -> bytes | None:
         if self._document is None:
@@ -176,12 +177,13 @@ class WebjsSession:
             return None
 
     def _report_version(self, version: str | None) -> asyncio.Future:
-        """Report the build the page runs, once per build (awaited by every event that needs it first)."""
+        """Report the build the page runs when it changed (awaited by every event that needs it
+        reported first: the failure it explains)."""
         if not version:
             return asyncio.ensure_future(asyncio.sleep(0))
-        if version not in self._versions:
-            self._versions[version] = asyncio.ensure_future(self._emit_version(version))
-        return self._versions[version]
+        if self._reported is None or self._reported[0] != version:
+            self._reported = (version, asyncio.ensure_future(self._emit_version(version)))
+        return self._reported[1]
 
     async def _emit_version(self, version: str) -> None:
         live = self.spec.wa_document is None
