@@ -87,8 +87,10 @@ def test_a_release_that_breaks_the_bridge_is_rolled_back_by_the_fleet_itself(cli
                 assert fake.reload()["pages"] == len(phones)
                 wait_for(lambda: versions(cli, url).get(B, {}).get("state") == "bad", 60,
                          message=lambda: f"B bad: {versions(cli, url)}\n{fleet.logs(30)}")
+                # Each account left `connected` and came back: restarted after its page failed on B,
+                # or moved by its daemon's roll (the fleet wanted A) before that failure was handled.
                 wait_for(lambda: all(st == "connected" and v == A for st, v in builds(db).values())
-                         and all(r.statuses()[-1:] == ["connected"] and "disconnected" in r.statuses()
+                         and all(r.statuses()[-1:] == ["connected"] and set(r.statuses()) - {"connected"}
                                  for r in recorders), 120,
                          message=lambda: f"{builds(db)}\n{[r.seen for r in recorders]}\n{fleet.logs(40)}")
                 took = time.monotonic() - started
