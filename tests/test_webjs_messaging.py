@@ -27,14 +27,11 @@ pytestmark = pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debi
 
 
 @pytest.fixture
-def fake():
-    """A fake WhatsApp Web per test (conftest's is per module): every test here links PHONE, and a
-    shared fake keeps what earlier tests sent that account, which a catch-up after a reconnect
-    (a lease renewal late under load, say) rightly stores, into this test's counts."""
-    from tests.fakes.wa_web import FakeWhatsAppWeb
-
-    with FakeWhatsAppWeb(port=0, ref_interval=20.0) as fresh:
-        yield fresh
+def fake(fake_wa_web):
+    """A fake WhatsApp Web per test (conftest's ``fake`` is per module): every test here links PHONE,
+    and a shared fake keeps what earlier tests sent that account, which a catch-up after a
+    reconnect (a lease renewal late under load, say) rightly stores, into this test's counts."""
+    return fake_wa_web
 
 
 @pytest.fixture
