@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -315,12 +316,16 @@ def is_mysql(engine_or_session) -> bool:
     return bind.dialect.name in ("mysql", "mariadb")
 
 
+_READER_LOCK = threading.Lock()
+
+
 class Database:
     """One process's handle on the database: engine plus session factory."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10, pool_size: int = 5,
-                 limits: ServerLimits | None = None) -> None:
+                 limits: ServerLimits | None = None, read_pool_size: int = 2) -> None:
         self.url = url
+        self.read_pool_size = read_pool_size
         self.limits = limits
         self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size, limits=limits)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -328,9 +333,9 @@ class Database:
         self._connect_timeout = connect_timeout
 
     @classmethod
-    def from_settings(cls, settings) -> "Database":
+    def from_settings(cls, settings, **options) -> "Database":
         return cls(settings.database_url, connect_timeout=settings.database.connect_timeout,
-                   pool_size=settings.database.pool_size)
+                   pool_size=settings.database.pool_size, **options)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
@@ -349,13 +354,19 @@ class Database:
                 yield session
             return
         if self._reader is None:
-            self._reader = create_engine_for(self.url, connect_timeout=self._connect_timeout, pool_size=2,
-                                             isolation="AUTOCOMMIT", limits=self.limits)
-            # In autocommit mode COMMIT/ROLLBACK have nothing to end; the driver would still
-            # send them (one statement per read). This engine's dialect skips them.
-            self._reader.dialect.do_commit = self._reader.dialect.do_rollback = lambda _dbapi_conn: None
+            with _READER_LOCK:  # threads of one process (the API's) share the one reader
+                if self._reader is None:
+                    self._reader = self._make_reader()
         with translate_errors(self.url), Session(self._reader) as session:
             yield session
+
+    def _make_reader(self) -> Engine:
+        reader = create_engine_for(self.url, connect_timeout=self._connect_timeout, pool_size=self.read_pool_size,
+                                   isolation="AUTOCOMMIT", limits=self.limits)
+        # In autocommit mode COMMIT/ROLLBACK have nothing to end; the driver would still
+        # send them (one statement per read). This engine's dialect skips them.
+        reader.dialect.do_commit = reader.dialect.do_rollback = lambda _dbapi_conn: None
+        return reader
 
     def dispose(self) -> None:
         self.engine.dispose()

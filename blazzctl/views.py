@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from blazzctl.models import AuditEvent, WhatsAppAccount, Workspace
 
 
@@ -28,17 +30,25 @@ ACCOUNT_COLUMNS = ("id", "uuid", "workspace_id", "name", "session_id", "phone_nu
 
 def account(acc: WhatsAppAccount, workspace_name: str | None = None) -> dict[str, Any]:
     """An account (a model, or a row of ``ACCOUNT_COLUMNS`` with ``workspace_name`` given)."""
+    return account_values(tuple(getattr(acc, c) for c in ACCOUNT_COLUMNS),
+                          workspace_name if workspace_name is not None else acc.workspace.name)
+
+
+def account_values(values: Sequence[Any], workspace_name: str) -> dict[str, Any]:
+    """An account from the values of ``ACCOUNT_COLUMNS`` in that order (a row, read lean)."""
+    (id_, uuid, workspace_id, name, session_id, phone_number, provider_type, status, is_primary, desired_state,
+     owner, connected_at, last_activity_at, created_at, auth_saved_at, status_reason, status_changed_at,
+     last_error, wa_version) = values
     return {
-        "id": acc.id, "uuid": acc.uuid, "workspace_id": acc.workspace_id,
-        "workspace": workspace_name if workspace_name is not None else acc.workspace.name,
-        "name": acc.name, "session_id": acc.session_id, "phone_number": acc.phone_number,
-        "provider_type": str(acc.provider_type), "status": str(acc.status), "is_primary": bool(acc.is_primary),
-        "desired_state": str(acc.desired_state), "owner": acc.owner,
-        "connected_at": iso(acc.connected_at), "last_activity_at": iso(acc.last_activity_at),
-        "created_at": iso(acc.created_at), "auth_saved_at": iso(acc.auth_saved_at),
+        "id": id_, "uuid": uuid, "workspace_id": workspace_id, "workspace": workspace_name,
+        "name": name, "session_id": session_id, "phone_number": phone_number,
+        "provider_type": str(provider_type), "status": str(status), "is_primary": bool(is_primary),
+        "desired_state": str(desired_state), "owner": owner,
+        "connected_at": iso(connected_at), "last_activity_at": iso(last_activity_at),
+        "created_at": iso(created_at), "auth_saved_at": iso(auth_saved_at),
         # why it is in its state
-        "status_reason": acc.status_reason, "status_changed_at": iso(acc.status_changed_at),
-        "last_error": acc.last_error, "wa_version": acc.wa_version,
+        "status_reason": status_reason, "status_changed_at": iso(status_changed_at),
+        "last_error": last_error, "wa_version": wa_version,
     }
 
 

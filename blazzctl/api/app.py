@@ -6,7 +6,7 @@ import contextlib
 import os
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 
 from blazzctl import __version__
 from blazzctl.api import errors
@@ -24,7 +24,8 @@ def create_app(settings=None) -> FastAPI:
     from blazzctl.settings import CONFIG_ENV, load_settings
 
     settings = settings or load_settings(os.environ.get(CONFIG_ENV))
-    db = Database.from_settings(settings)
+    # Reads (every GET) use the autocommit pool: as many connections as the writers' pool.
+    db = Database.from_settings(settings, read_pool_size=settings.database.pool_size)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -37,7 +38,8 @@ def create_app(settings=None) -> FastAPI:
         yield
         db.dispose()
 
-    app = FastAPI(title="blazz API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="blazz API", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  default_response_class=JSONResponse)
     app.state.settings, app.state.db = settings, db
     app.state.keys = Keys(db, rate_limit_per_minute=settings.api.rate_limit_per_minute)
     errors.install(app)

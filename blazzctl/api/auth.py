@@ -4,7 +4,9 @@ Keys are looked up by the SHA-256 of the token (one indexed row) and cached per 
 ``CACHE_SECONDS``, so a revocation reaches every worker within that time. ``last_used_at`` is
 written when a lookup finds it older than ``TOUCH_SECONDS`` (a write per request would cost
 more than most requests). The rate limit is a fixed window of one minute per key, counted by
-each worker on its own (docs/api.md): no shared state, no write per request.
+each worker on its own (docs/api.md): no shared state, no write per request. The key's
+workspace (id and name) is cached with it: reads that only filter by the workspace need no query
+for it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Principal:
     prefix: str
     workspace_id: int
     scopes: frozenset[str]
+    workspace_name: str = ""
 
     @property
     def workspace_ref(self) -> str:
@@ -62,6 +65,7 @@ class Keys:
         return principal
 
     def _load(self, token: str) -> Principal | None:
+        from blazzctl.models import Workspace
         from blazzctl.models.base import utcnow
         from blazzctl.services import apikeys
 
@@ -69,9 +73,13 @@ class Keys:
             key = apikeys.find(session, token)
             if key is None:
                 return None
+            workspace = session.get(Workspace, key.workspace_id)
+            if workspace is None or workspace.deleted_at is not None:  # removal revokes keys: belt and braces
+                return None
             if key.last_used_at is None or key.last_used_at < utcnow() - timedelta(seconds=TOUCH_SECONDS):
                 apikeys.touch(session, key_id=key.id)
-            return Principal(key.id, key.name, key.prefix, key.workspace_id, frozenset(key.scopes or ()))
+            return Principal(key.id, key.name, key.prefix, key.workspace_id, frozenset(key.scopes or ()),
+                             workspace.name)
 
     def count(self, principal: Principal) -> None:
         """One more request of this key in this minute; 429 past the limit."""

@@ -10,7 +10,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blazzctl.errors import BlazzError

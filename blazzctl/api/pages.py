@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 
 
 def page(request: Request, rows: list[dict], limit: int, cursor: str, key: str = "id") -> JSONResponse:

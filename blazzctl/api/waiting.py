@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from fastapi import Query, Request
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 MAX_WAIT = 30.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from fastapi import Request
 from sqlalchemy import event
@@ -22,6 +23,15 @@ def unit(request: Request, principal: Principal | None = None) -> Iterator[Sessi
     with request.app.state.db.session() as session:
         if principal is not None:
             event.listen(session, "before_flush", _tag_audit(principal))
+        yield session
+
+
+@contextlib.contextmanager
+def reading(request: Request) -> Iterator[Session]:
+    """``with reading(request) as session`` for a call that writes nothing: on MySQL each query
+    is one statement on an autocommit connection (no BEGIN or COMMIT round trips; each query
+    sees what was committed when it started)."""
+    with request.app.state.db.read() as session:
         yield session
 
 
@@ -47,3 +57,15 @@ def workspace(session: Session, principal: Principal):
     from blazzctl.services import refs
 
     return refs.workspace(session, principal.workspace_ref)
+
+
+def workspace_seen(principal: Principal) -> WorkspaceSeen:
+    """The caller's workspace as its key's lookup saw it (id and name, no query): for reads that
+    only filter and label by it. A removed workspace's keys are revoked, so within the key cache's
+    seconds (auth.CACHE_SECONDS) this is a live workspace; a rename shows as soon as the cache does."""
+    return WorkspaceSeen(principal.workspace_id, principal.workspace_name)
+
+
+class WorkspaceSeen(NamedTuple):
+    id: int
+    name: str

@@ -40,14 +40,15 @@ def add(session: Session, *, workspace: Workspace, name: str, phone: str | None 
 def account_views(session: Session, *, workspace: Workspace | None = None, status: str | None = None,
                   limit: int | None = None, after: int | None = None) -> list[dict]:
     """Live accounts in id order, as ``views.account`` dicts; keyset pages with ``limit`` and
-    ``after`` (the last id shown). Read lean: only the columns the view shows, no ORM objects
-    (`account list` and ``GET /v1/accounts`` return pages of these: a page of 50 is a third less
-    CPU than loading the models). The workspace names come in a second query: joining them made
+    ``after`` (the last id shown); ``workspace``: anything with its ``id`` and ``name``. Read
+    lean: the columns the view shows as plain rows (Core: no ORM objects, no ORM row processing;
+    `account list` and ``GET /v1/accounts`` return pages of these, and a page of 50 costs a third
+    of loading the models). The workspace names come in a second query: joining them made
     MariaDB drive the join from workspaces and sort every account in a temporary table."""
     from blazzctl import views
 
-    A = WhatsAppAccount
-    query = select(*(getattr(A, c) for c in views.ACCOUNT_COLUMNS)).where(A.deleted_at.is_(None)).order_by(A.id)
+    A = WhatsAppAccount.__table__.c
+    query = select(*(A[c] for c in views.ACCOUNT_COLUMNS)).where(A.deleted_at.is_(None)).order_by(A.id)
     if workspace is not None:
         query = query.where(A.workspace_id == workspace.id)
     if status is not None:
@@ -63,7 +64,7 @@ def account_views(session: Session, *, workspace: Workspace | None = None, statu
         wanted = {r.workspace_id for r in rows}
         names = dict(session.execute(select(Workspace.id, Workspace.name).where(Workspace.id.in_(wanted))).all()) \
             if wanted else {}
-    return [views.account(r, workspace_name=names[r.workspace_id]) for r in rows]
+    return [views.account_values(r, names[r.workspace_id]) for r in rows]
 
 
 def parse_status(status: str) -> AccountStatus:

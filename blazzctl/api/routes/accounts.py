@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from blazzctl.api import pages, waiting
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.errors import ApiError
+from blazzctl.api.responses import JSONResponse
 from blazzctl.api.schemas import AccountCreate, AccountUpdate, Connect
-from blazzctl.api.work import account, unit, workspace
+from blazzctl.api.work import account, reading, unit, workspace, workspace_seen
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 READ, WRITE = Depends(scope("accounts:read")), Depends(scope("accounts:write"))
@@ -21,8 +22,8 @@ def list_accounts(request: Request, status: str | None = None, limit: int = Quer
                   principal: Principal = READ) -> JSONResponse:
     from blazzctl.services import accounts
 
-    with unit(request) as session:
-        rows = accounts.account_views(session, workspace=workspace(session, principal), status=status,
+    with reading(request) as session:
+        rows = accounts.account_views(session, workspace=workspace_seen(principal), status=status,
                                       limit=limit + 1, after=after)
     return pages.page(request, rows, limit, "after")
 
@@ -43,7 +44,7 @@ async def get(request: Request, ref: str, wait: float | None = waiting.WaitQuery
     from blazzctl import views
 
     def load() -> dict:
-        with unit(request) as session:
+        with reading(request) as session:
             return views.account(account(session, principal, ref))
 
     return await waiting.respond(request, load, wait)
@@ -119,7 +120,7 @@ def qr(request: Request, ref: str, principal: Principal = READ) -> Response:
     from blazzctl import views
     from blazzctl.errors import OperationFailed
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, ref)
         code, expires, pairing = acc.qr_code, acc.qr_expires_at, acc.pairing_code
         status, name = acc.status, acc.name

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 
 from blazzctl.api import pages
 from blazzctl.api.auth import Principal, scope
-from blazzctl.api.work import account, unit
+from blazzctl.api.work import account, reading
 
 router = APIRouter(prefix="/v1/accounts/{ref}", tags=["chats"])
 READ = Depends(scope("messages:read"))
@@ -21,7 +21,7 @@ def list_chats(request: Request, ref: str, type: str | None = Query(None, descri
     from blazzctl import views_sync
     from blazzctl.services import chats
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, ref)
         rows = [views_sync.chat(c) for c in chats.list_chats(session, account_id=acc.id, chat_type=type,
                                                              unread=unread, limit=limit + 1, before=before)]
@@ -35,7 +35,7 @@ def list_contacts(request: Request, ref: str, limit: int = Query(100, ge=1, le=1
     from blazzctl import views_sync
     from blazzctl.services import chats
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, ref)
         rows = [views_sync.contact(c) for c in chats.list_contacts(session, account_id=acc.id, limit=limit + 1,
                                                                    after=after)]
@@ -47,6 +47,6 @@ def get_group(request: Request, ref: str, jid: str, principal: Principal = READ)
     from blazzctl import views_sync
     from blazzctl.services import chats
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, ref)
         return views_sync.group(*chats.get_group(session, account_id=acc.id, jid=jid))

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from fastapi.responses import JSONResponse
+from blazzctl.api.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +18,7 @@ from blazzctl.api import pages, waiting
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.errors import ApiError
 from blazzctl.api.schemas import MessageSend
-from blazzctl.api.work import account, unit
+from blazzctl.api.work import account, reading, unit
 from blazzctl.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["messages"])
@@ -119,7 +119,7 @@ def list_messages(request: Request, ref: str, chat: str | None = None, status: s
     from blazzctl import views
     from blazzctl.services import messages
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, ref)
         rows = [views.message(m, acc.name) for m in messages.list_messages(
             session, account_id=acc.id, chat=chat, status=status, direction=direction, limit=limit + 1,
@@ -144,7 +144,7 @@ async def get(request: Request, message_id: int, wait: float | None = waiting.Wa
     from blazzctl.services import messages
 
     def load() -> dict:
-        with unit(request) as session:
+        with reading(request) as session:
             message = _message(session, principal, message_id)
             names = messages.account_names(session, {message.whatsapp_account_id})
             return views.message(message, names[message.whatsapp_account_id][1])

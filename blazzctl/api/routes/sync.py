@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from blazzctl.api import waiting
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.schemas import SyncCreate
-from blazzctl.api.work import account, unit, workspace
+from blazzctl.api.work import account, reading, unit, workspace
 from blazzctl.errors import NotFound
 
 router = APIRouter(prefix="/v1/sync-runs", tags=["sync"])
@@ -37,7 +37,7 @@ def list_runs(request: Request, account_ref: str | None = Query(None, alias="acc
     from blazzctl import views_sync
     from blazzctl.services import sync
 
-    with unit(request) as session:
+    with reading(request) as session:
         acc = account(session, principal, account_ref) if account_ref else None
         ws = workspace(session, principal) if acc is None else None
         return [views_sync.sync_run(r, a) for r, a in sync.list_runs(session, account=acc, workspace=ws,
@@ -50,7 +50,7 @@ async def get(request: Request, run_id: int, wait: float | None = waiting.WaitQu
     from blazzctl.models import SyncRun, WhatsAppAccount
 
     def load() -> dict:
-        with unit(request) as session:
+        with reading(request) as session:
             run = session.get(SyncRun, run_id, populate_existing=True)
             acc = session.get(WhatsAppAccount, run.whatsapp_account_id) if run is not None else None
             if acc is None or acc.workspace_id != principal.workspace_id:

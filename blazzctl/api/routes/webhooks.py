@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.schemas import WebhookCreate, WebhookUpdate
-from blazzctl.api.work import unit, workspace
+from blazzctl.api.work import reading, unit, workspace
 from blazzctl.errors import NotFound
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -47,7 +47,7 @@ def list_endpoints(request: Request, principal: Principal = MANAGE) -> list[dict
     from blazzctl.services import webhooks
     from blazzctl.webhooks import views
 
-    with unit(request) as session:
+    with reading(request) as session:
         return [views.endpoint(e) for e in webhooks.list_endpoints(session, workspace=workspace(session, principal))]
 
 
@@ -55,7 +55,7 @@ def list_endpoints(request: Request, principal: Principal = MANAGE) -> list[dict
 def get(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> dict:
     from blazzctl.webhooks import views
 
-    with unit(request) as session:
+    with reading(request) as session:
         return views.endpoint(_endpoint(session, principal, endpoint_id))
 
 
@@ -101,7 +101,7 @@ def test(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> d
     from blazzctl.services import webhooks
     from blazzctl.webhooks import views
 
-    with unit(request) as session:
+    with reading(request) as session:
         _endpoint(session, principal, endpoint_id)
     delivery, outcome = webhooks.test(request.app.state.db, request.app.state.settings,
                                       endpoint_ref=str(endpoint_id))
@@ -114,7 +114,7 @@ def deliveries(request: Request, endpoint_id: int, status: str | None = None,
     from blazzctl.services import webhooks
     from blazzctl.webhooks import views
 
-    with unit(request) as session:
+    with reading(request) as session:
         _endpoint(session, principal, endpoint_id)
         return [views.delivery(d) for d in webhooks.list_deliveries(session, status=status,
                                                                     endpoint_id=endpoint_id, limit=limit)]
