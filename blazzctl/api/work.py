@@ -50,7 +50,7 @@ def account(session: Session, principal: Principal, ref: str):
     """An account of the caller's workspace; another workspace's is NotFound (404), as if absent."""
     from blazzctl.services import refs
 
-    return refs.account(session, ref, workspace_ref=principal.workspace_ref)
+    return refs.account(session, ref, within=workspace_seen(principal))
 
 
 def workspace(session: Session, principal: Principal):

@@ -93,22 +93,25 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
         raise InvalidInput("an idempotency key has 1 to 128 characters")
     file = check_media(media, media_limits_mb or {}) if media is not None else None
-    if idempotency_key:
-        existing = _by_key(session, account.id, idempotency_key)
-        if existing is not None:
-            return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
-    ensure_linked(account)
+    if not linked(account):
+        existing = _by_key(session, account.id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            ensure_linked(account)
+        return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
     message = Message(
         workspace_id=account.workspace_id, whatsapp_account_id=account.id, chat_jid=jid, direction=Direction.OUT,
         type=file.kind if file else "text", body=text if file is None else caption,
         media_path=str(file.path) if file else None, media_mimetype=file.mimetype if file else None,
         media_size=file.size if file else None, media_filename=file.path.name if file else None,
         quoted_wa_message_id=reply_to, status=MessageStatus.PENDING, idempotency_key=idempotency_key)
+    # The key is looked up only when the insert finds it taken (its unique index): a new key,
+    # the usual case, costs no query; a repeated one, or a concurrent send with the same key
+    # that won, gets the message already queued.
     try:
         with session.begin_nested():
             session.add(message)
             session.flush()
-    except exc.IntegrityError:  # a concurrent send with the same key won
+    except exc.IntegrityError:
         existing = _by_key(session, account.id, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
@@ -120,10 +123,15 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
     return message, True
 
 
+def linked(account: WhatsAppAccount) -> bool:
+    """Whether the account has a login to send with: it connected once and was not logged out
+    since (``connected_at`` is cleared then)."""
+    return account.connected_at is not None and account.status != AccountStatus.LOGGED_OUT
+
+
 def ensure_linked(account: WhatsAppAccount) -> None:
-    """Refuse to queue for an account that has no login to send with: never connected, or
-    logged out since (``connected_at`` is cleared then). Its messages would wait for nothing."""
-    if account.connected_at is None or account.status == AccountStatus.LOGGED_OUT:
+    """Refuse to queue for an account that has no login to send with: its messages would wait for nothing."""
+    if not linked(account):
         raise OperationFailed(f"account {account.name!r} is not linked to a phone (it never connected, or it was "
                               "logged out): nothing was queued",
                               hint=f"Connect it first: blazzctl account connect {account.name} "

@@ -32,10 +32,12 @@ def workspace(session: Session, ref: str, *, lock: bool = False) -> Workspace:
     return found
 
 
-def account(session: Session, ref: str, *, workspace_ref: str | None = None) -> WhatsAppAccount:
-    """A live (not removed) account by id, uuid, session_id or name, within a workspace when given."""
+def account(session: Session, ref: str, *, workspace_ref: str | None = None, within=None) -> WhatsAppAccount:
+    """A live (not removed) account by id, uuid, session_id or name, within a workspace when given:
+    by reference (``workspace_ref``), or one the caller already holds (``within``: anything with
+    the workspace's ``id`` and ``name``, e.g. what an API key's lookup saw; no query for it)."""
     validate.reference(ref, what="account")
-    scope = workspace(session, workspace_ref) if workspace_ref else None
+    scope = within if within is not None else workspace(session, workspace_ref) if workspace_ref else None
     base = select(WhatsAppAccount).where(WhatsAppAccount.deleted_at.is_(None))
     if scope is not None:
         base = base.where(WhatsAppAccount.workspace_id == scope.id)
