@@ -135,11 +135,33 @@ def _run_clients(kind: str, base: str, token: str, targets: list[int], clients: 
                                        results, f"{tag}-{i}") for i in range(clients)))
         return results
 
+    if os.environ.get("BENCH_UVLOOP") == "1":
+        import uvloop
+
+        uvloop.install()
     queue.put(asyncio.run(main()))
 
 
-def load(kind: str, base: str, token: str, targets: list[int], args) -> dict:
-    """``args.clients`` clients over ``args.procs`` processes for ``args.seconds``; the figures."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by these processes and their children."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def load(kind: str, base: str, token: str, targets: list[int], args, server_pids=(), database_pids=()) -> dict:
+    """``args.clients`` clients over ``args.procs`` processes for ``args.seconds``; the figures,
+    with the CPU the API (``server_pids``) and the database used per request."""
+    api_cpu, db_cpu = cpu_seconds(list(server_pids)), cpu_seconds(list(database_pids))
     queue = multiprocessing.get_context("fork").Queue()
     start_at = time.time() + 1.0
     share = [args.clients // args.procs + (1 if i < args.clients % args.procs else 0) for i in range(args.procs)]
@@ -149,6 +171,7 @@ def load(kind: str, base: str, token: str, targets: list[int], args) -> dict:
     for proc in procs:
         proc.start()
     results = [r for _ in procs for r in queue.get()]
+    api_cpu, db_cpu = cpu_seconds(list(server_pids)) - api_cpu, cpu_seconds(list(database_pids)) - db_cpu
     for proc in procs:
         proc.join()
     latencies = sorted(t for t, _, _ in results)
@@ -158,7 +181,9 @@ def load(kind: str, base: str, token: str, targets: list[int], args) -> dict:
             "per_second": round(len(results) / args.seconds, 1),
             "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p95_ms": round(latencies[int(len(latencies) * 0.95)] * 1000, 1),
-            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1)}
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
+            "api_cpu_ms": round(api_cpu * 1000 / max(1, len(results)), 2),
+            "db_cpu_ms": round(db_cpu * 1000 / max(1, len(results)), 2) if database_pids else None}
 
 
 # --- the setup -----------------------------------------------------------------------------------
@@ -192,9 +217,11 @@ def run(args) -> dict:
         workers = args.workers or Settings().api.workers
         say(args, f"{args.accounts} accounts; blazz-api with {workers} workers; {args.clients} clients")
         load("get", server.base, token, senders, argparse.Namespace(**{**vars(args), "seconds": 3}))  # warm-up
-        get = load("get", server.base, token, senders, args)
+        pids = {"server_pids": [server.proc.pid],
+                "database_pids": [private.proc.pid] if private is not None and private.proc else []}
+        get = load("get", server.base, token, senders, args, **pids)
         say(args, f"GET /v1/accounts?limit=50: {get}")
-        post = load("post", server.base, token, senders, args)
+        post = load("post", server.base, token, senders, args, **pids)
         say(args, f"POST /v1/accounts/ID/messages: {post}")
         db.dispose()
         return {"accounts": args.accounts, "clients": args.clients, "seconds": args.seconds, "workers": workers,

@@ -176,6 +176,39 @@ def test_a_burst_of_requests_reuses_the_pooled_connections(tmp_path, url):
         server.stop()
 
 
+def test_keep_alive_connections_are_spread_evenly_over_the_workers(tmp_path, sqlite_url):
+    """The workers share one listening socket; a burst of new connections must not all land on
+    the worker that woke first (with libuv's accept-all, 68 of 100 did: their requests waited
+    twice as long as the others')."""
+    import socket
+
+    import psutil
+
+    from blazzctl.services import schema
+
+    schema.create_sqlite_file(sqlite_url)
+    migrate(sqlite_url)
+    server = ApiServer(tmp_path, sqlite_url, workers=2).start()
+    request = f"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    sockets = []
+    try:
+        for _ in range(40):  # all at once, as a proxy or a client pool opens them
+            sockets.append(socket.create_connection(("127.0.0.1", server.port), timeout=30))
+        for sock in sockets:  # one answer on each: every connection has been accepted by a worker
+            sock.sendall(request)
+            assert sock.recv(12) == b"HTTP/1.1 200"
+        workers = psutil.Process(server.proc.pid).children()
+        held = {w.pid: sum(1 for c in w.net_connections(kind="tcp")
+                           if c.laddr and c.laddr.port == server.port and c.status == psutil.CONN_ESTABLISHED)
+                for w in workers if "resource_tracker" not in " ".join(w.cmdline())}
+        assert len(held) == 2 and sum(held.values()) == 40, held
+        assert min(held.values()) >= 12, f"connections per worker: {held}"
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+
+
 def test_an_idle_keep_alive_connection_is_kept_longer_than_a_proxy_keeps_it(tmp_path, sqlite_url):
     """A request sent on a connection that sat idle for a while is answered (uvicorn's own default
     closes it after 5 s, and a client reusing it at that moment gets no answer)."""

@@ -206,3 +206,20 @@ def test_an_error_after_the_command_printed_its_document_goes_to_stderr(cli, sql
     assert result.code == 1, result
     assert result.json() == {"status": "unavailable"}
     assert result.stderr.startswith("error: the API at") and "answered 503" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["2026-12-04T10:00:59.999999+00:00", "0999-01-02T03:04:05+00:00",
+                                   "2026-02-28T23:59:59+00:00", "2026-12-04T10:00:00+02:00", "2026-12-04T10:00:00"])
+def test_times_are_iso_8601_to_the_second_in_utc_with_a_z(value):
+    """The fast path of views.iso (database times, UTC) writes what isoformat writes; other
+    offsets and naive times keep isoformat's form."""
+    from datetime import datetime, timezone
+
+    from blazzctl import views
+
+    parsed = datetime.fromisoformat(value)
+    expected = parsed.isoformat(timespec="seconds").replace("+00:00", "Z")
+    assert views.iso(parsed) == expected
+    if parsed.tzinfo is not None and parsed.utcoffset().total_seconds() == 0:
+        assert views.iso(parsed.replace(tzinfo=timezone.utc)).endswith("Z")
+    assert views.iso(None) is None

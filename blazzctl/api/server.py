@@ -43,11 +43,20 @@ def serve(settings, *, host: str | None = None, port: int | None = None, workers
     check_bind(host, allow_remote=settings.api.allow_remote, source=settings.source or "defaults")
     if settings.source:  # the worker processes load the same file
         os.environ[CONFIG_ENV] = os.path.abspath(settings.source)
-    uvicorn.run("blazzctl.api.app:from_env", factory=True, host=host, port=port or settings.api.port,
-                workers=workers or settings.api.workers, timeout_graceful_shutdown=GRACE,
-                timeout_keep_alive=KEEP_ALIVE,
-                log_level=settings.logging.level, server_header=False, proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1,::1")
+    config = uvicorn.Config("blazzctl.api.app:from_env", factory=True, host=host, port=port or settings.api.port,
+                            workers=workers or settings.api.workers, timeout_graceful_shutdown=GRACE,
+                            timeout_keep_alive=KEEP_ALIVE, access_log=settings.api.access_log,
+                            log_level=settings.logging.level, server_header=False, proxy_headers=True,
+                            forwarded_allow_ips="127.0.0.1,::1")
+    if config.workers == 1:
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:  # e.g. the port is taken: uvicorn logged why
+            raise SystemExit(3)
+        return
+    from blazzctl.api import workers as worker_processes
+
+    worker_processes.run(config)
 
 
 def main(argv: list[str] | None = None) -> None:
