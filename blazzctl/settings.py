@@ -304,6 +304,9 @@ class ApiSettings:
                                      "(put a TLS reverse proxy in front)", check=_listen_host)
     port: int = setting(8080, "Port blazz-api listens on", min=1, max=65535)
     workers: int = setting(2, "blazz-api worker processes (each with its own database pool)", min=1, max=64)
+    threads: int = setting(1, "Requests each worker runs at once (their database work, in threads; waits and "
+                              "webhook tests do not hold one). One is fastest on a busy machine: more threads "
+                              "of one process mostly queue for Python's GIL", min=1, max=64)
     allow_remote: bool = setting(False, "Allow host to be a non-loopback address")
     rate_limit_per_minute: int = setting(6000, "Requests one API key may make per minute, counted by each worker "
                                                "on its own (fixed window); 0: no limit", min=0, max=10_000_000)

@@ -138,8 +138,9 @@ def test_an_account_connected_through_the_api_reaches_connected_and_sends(tmp_pa
 
 
 def test_a_burst_of_requests_reuses_the_pooled_connections(tmp_path, url):
-    """Worker threads are capped at database.pool_size: more would make the pool open and close
-    overflow connections on every burst (a new MariaDB connection per request)."""
+    """The pools keep a connection per request thread (api.threads), even when database.pool_size
+    is smaller: fewer would make the pool open and close overflow connections on every burst (a
+    new MariaDB connection per request)."""
     import asyncio
 
     import pymysql
@@ -149,7 +150,7 @@ def test_a_burst_of_requests_reuses_the_pooled_connections(tmp_path, url):
     db = Database(url)
     token = make_key(db, "acme", "app", ["accounts:read"])
     db.dispose()
-    server = ApiServer(tmp_path, url, extra={"database": {"url": url, "pool_size": 2}}).start()
+    server = ApiServer(tmp_path, url, api={"threads": 4}, extra={"database": {"url": url, "pool_size": 2}}).start()
     parsed = make_url(url)
 
     def connections() -> int:
@@ -277,3 +278,50 @@ def test_blazzctl_api_run_and_health(tmp_path, sqlite_url):
         assert proc.wait(40) in (0, -15)
         log.close()
         assert "Finished server process" in (tmp_path / "run.log").read_text()
+
+
+def test_a_webhook_test_waiting_for_a_slow_endpoint_does_not_hold_the_request_thread(tmp_path, sqlite_url):
+    """With one request thread per worker (api.threads: 1), a webhook test that waits seconds for
+    its endpoint runs on threads of its own: other requests of the same worker are answered meanwhile."""
+    import http.server
+
+    from blazzctl.services import schema, webhooks, workspaces
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            time.sleep(4)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    endpoint = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    schema.create_sqlite_file(sqlite_url)
+    migrate(sqlite_url)
+    db = Database(sqlite_url)
+    with db.session() as s:
+        hook = webhooks.add(s, workspace=workspaces.create(s, name="acme"),
+                            url=f"http://127.0.0.1:{endpoint.server_port}/hook").id
+    token = make_key(db, "acme", "app", ["webhooks:manage", "accounts:read"])
+    db.dispose()
+    server = ApiServer(tmp_path, sqlite_url, workers=1, api={"threads": 1}).start()
+    headers = {"Authorization": f"Bearer {token}"}
+    tested: list = []
+    try:
+        slow = threading.Thread(target=lambda: tested.append(
+            httpx.post(f"{server.base}/v1/webhooks/{hook}/test", headers=headers, timeout=60)))
+        slow.start()
+        time.sleep(1.0)  # the delivery is waiting for the endpoint now
+        started = time.monotonic()
+        answer = httpx.get(f"{server.base}/v1/accounts", headers=headers, timeout=60)
+        took = time.monotonic() - started
+        slow.join(60)
+        assert answer.status_code == 200 and took < 2.5, f"GET took {took:.1f} s behind the webhook test"
+        assert tested and tested[0].status_code == 200, tested
+        assert tested[0].json()["status"] == "delivered", tested[0].json()
+    finally:
+        server.stop()
+        endpoint.shutdown()

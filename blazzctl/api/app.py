@@ -24,17 +24,22 @@ def create_app(settings=None) -> FastAPI:
     from blazzctl.settings import CONFIG_ENV, load_settings
 
     settings = settings or load_settings(os.environ.get(CONFIG_ENV))
-    # Reads (every GET) use the autocommit pool: as many connections as the writers' pool.
-    db = Database.from_settings(settings, read_pool_size=settings.database.pool_size)
+    # Reads (every GET) use the autocommit pool. Each pool keeps a connection per request thread:
+    # fewer would open and close overflow connections on every burst.
+    pool = max(settings.database.pool_size, settings.api.threads)
+    db = Database(settings.database_url, connect_timeout=settings.database.connect_timeout, pool_size=pool,
+                  read_pool_size=pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import anyio
         import anyio.to_thread
 
-        # Sync routes run in worker threads, each holding a pooled connection while it runs.
-        # More threads than the pool keeps makes the pool open (and close) overflow connections
-        # on every burst; as many threads as connections keeps every connection open and reused.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.database.pool_size
+        # Sync routes run in worker threads, api.threads of them at a time (docs/architecture.md).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api.threads
+        # Calls that wait on something else than the database (a webhook test waits for the
+        # endpoint) run on threads of their own.
+        _app.state.slow_calls = anyio.CapacityLimiter(4)
         yield
         db.dispose()
 

@@ -97,14 +97,22 @@ def rotate_secret(request: Request, endpoint_id: int,
 
 
 @router.post("/{endpoint_id}/test", summary="Send a webhook.test event now; status says whether it was delivered")
-def test(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> dict:
+async def test(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> dict:
+    import anyio.to_thread
+
     from blazzctl.services import webhooks
     from blazzctl.webhooks import views
 
-    with reading(request) as session:
-        _endpoint(session, principal, endpoint_id)
-    delivery, outcome = webhooks.test(request.app.state.db, request.app.state.settings,
-                                      endpoint_ref=str(endpoint_id))
+    def check() -> None:
+        with reading(request) as session:
+            _endpoint(session, principal, endpoint_id)
+
+    await anyio.to_thread.run_sync(check)
+    # The delivery waits for the endpoint (up to webhooks.timeout): on threads of its own, so the
+    # worker's request threads (api.threads) go on serving meanwhile.
+    delivery, outcome = await anyio.to_thread.run_sync(
+        lambda: webhooks.test(request.app.state.db, request.app.state.settings, endpoint_ref=str(endpoint_id)),
+        limiter=request.app.state.slow_calls)
     return {**views.delivery(delivery), "duration_ms": outcome.duration_ms, "response": outcome.response}
 
 
