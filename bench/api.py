@@ -41,7 +41,7 @@ def parse_args(argv=None):
     ap.add_argument("--accounts", type=int, default=3000)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=30.0)
-    ap.add_argument("--procs", type=int, default=2, help="processes the clients are spread over")
+    ap.add_argument("--procs", type=int, default=1, help="processes the clients are spread over")
     ap.add_argument("--workers", type=int, default=None, help="API workers (default: api.workers)")
     ap.add_argument("--server-url", default=os.environ.get("BLAZZ_BENCH_DATABASE_URL"))
     ap.add_argument("--json", action="store_true")

@@ -234,12 +234,15 @@ class ServerLimits:
 
 
 def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int = 5,
-                      isolation: str = "READ COMMITTED", limits: ServerLimits | None = None) -> Engine:
+                      isolation: str = "READ COMMITTED", limits: ServerLimits | None = None,
+                      ping_idle: float = 0.0) -> Engine:
     """An engine with the options blazz relies on for this dialect.
 
     It never creates an SQLite file (or its directory): a missing one is DatabaseUnavailable
     on first use, naming the file; ``blazzctl.services.schema.upgrade`` creates it (0600).
-    ``limits`` apply to MySQL/MariaDB connections only.
+    ``limits`` apply to MySQL/MariaDB connections only. A pooled connection is pinged before
+    use (a server restart is then one reconnect, not a failed statement); with ``ping_idle``,
+    only one that sat in the pool that many seconds or more (see ``_ping_if_idle``).
     """
     from sqlalchemy import create_engine
 
@@ -254,13 +257,41 @@ def create_engine_for(url: str, *, connect_timeout: float = 10, pool_size: int =
     # transaction, and the extra statement per checkout doubled a daemon's idle load.
     read_timeout = limits.read_timeout if limits else 60
     engine = create_engine(
-        _with_mysql_defaults(parsed), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        _with_mysql_defaults(parsed), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=not ping_idle,
         pool_recycle=3600, pool_reset_on_return=None, isolation_level=isolation,
         connect_args={"connect_timeout": max(1, int(connect_timeout)), "read_timeout": read_timeout,
                       "write_timeout": read_timeout})
+    if ping_idle:
+        _ping_if_idle(engine, ping_idle)
     if limits is not None:
         event.listen(engine, "connect", functools.partial(_apply_limits, limits))
     return engine
+
+
+def _ping_if_idle(engine: Engine, idle: float) -> None:
+    """Ping a pooled connection before use only when it sat unused ``idle`` seconds or more.
+
+    The API checks a connection out for every request; under load each is back in the pool
+    within milliseconds, and a ping per checkout was a round trip per request. A connection
+    that died since its last use fails its first statement instead: the pool then drops all its
+    connections (a disconnect invalidates the pool) and the caller gets DatabaseUnavailable.
+    The pool retries a checkout whose ping fails with a new connection (DisconnectionError).
+    """
+    import time
+
+    @event.listens_for(engine, "checkin")
+    def returned(_dbapi_conn, record) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def checkout(dbapi_conn, record, _proxy) -> None:
+        returned_at = record.info.get("returned_at")
+        if returned_at is not None and time.monotonic() - returned_at < idle:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection failed its ping: {error}") from error
 
 
 def _apply_limits(limits: ServerLimits, dbapi_conn, _record) -> None:
@@ -323,11 +354,12 @@ class Database:
     """One process's handle on the database: engine plus session factory."""
 
     def __init__(self, url: str, *, connect_timeout: float = 10, pool_size: int = 5,
-                 limits: ServerLimits | None = None, read_pool_size: int = 2) -> None:
+                 limits: ServerLimits | None = None, read_pool_size: int = 2, ping_idle: float = 0.0) -> None:
         self.url = url
-        self.read_pool_size = read_pool_size
+        self.read_pool_size, self.ping_idle = read_pool_size, ping_idle
         self.limits = limits
-        self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size, limits=limits)
+        self.engine = create_engine_for(url, connect_timeout=connect_timeout, pool_size=pool_size, limits=limits,
+                                        ping_idle=ping_idle)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._reader: Engine | None = None
         self._connect_timeout = connect_timeout
@@ -362,7 +394,7 @@ class Database:
 
     def _make_reader(self) -> Engine:
         reader = create_engine_for(self.url, connect_timeout=self._connect_timeout, pool_size=self.read_pool_size,
-                                   isolation="AUTOCOMMIT", limits=self.limits)
+                                   isolation="AUTOCOMMIT", limits=self.limits, ping_idle=self.ping_idle)
         # In autocommit mode COMMIT/ROLLBACK have nothing to end; the driver would still
         # send them (one statement per read). This engine's dialect skips them.
         reader.dialect.do_commit = reader.dialect.do_rollback = lambda _dbapi_conn: None

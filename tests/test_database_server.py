@@ -171,3 +171,43 @@ def test_a_statement_failing_half_way_is_finished_by_the_next_run(db_url):
     finally:
         db.dispose()
 
+
+
+def test_a_connection_idle_past_ping_idle_is_pinged_and_a_dead_one_replaced(mariadb_url):
+    """``ping_idle`` (the API's pools): a connection back in the pool for less than that is used
+    without a ping (no round trip per request); one idle longer is pinged, and when the server
+    has ended it, the pool replaces it before the caller sees anything. A connection ended
+    within the window fails its statement once; the pool is then renewed."""
+    import time
+
+    from blazzctl.errors import DatabaseUnavailable
+
+    db = Database(mariadb_url, pool_size=1, ping_idle=0.5)
+    pings = []
+    db.engine.dialect.do_ping = (lambda original: lambda conn: (pings.append(1), original(conn))[1])(
+        db.engine.dialect.do_ping)
+
+    def server_id() -> int:
+        with db.session() as s:
+            return s.execute(text("SELECT CONNECTION_ID()")).scalar()
+
+    def kill(connection_id: int) -> None:
+        admin = Database(mariadb_url)
+        with admin.engine.connect() as conn:
+            conn.execute(text(f"KILL {connection_id}"))
+        admin.dispose()
+
+    try:
+        first = server_id()  # a new connection: pinged once
+        assert server_id() == first and server_id() == first
+        assert len(pings) == 1, "a connection used a moment ago was pinged again"
+        kill(first)
+        time.sleep(0.7)
+        second = server_id()  # idle past the window: pinged, found dead, replaced
+        assert second != first and len(pings) >= 2
+        kill(second)
+        with pytest.raises(DatabaseUnavailable):  # within the window: no ping, the statement fails
+            server_id()
+        assert server_id() not in (first, second)
+    finally:
+        db.dispose()

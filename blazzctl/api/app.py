@@ -18,6 +18,10 @@ Authenticate with `Authorization: Bearer blz_…` (`blazzctl apikey create`). Er
 problem details. See docs/api.md."""
 
 
+# A pooled connection unused this many seconds is pinged before a request uses it (db._ping_if_idle).
+PING_IDLE = 2.0
+
+
 def create_app(settings=None) -> FastAPI:
     """The application for ``settings`` (default: loaded as blazzctl loads them, $BLAZZ_CONFIG first)."""
     from blazzctl.db import Database
@@ -28,7 +32,7 @@ def create_app(settings=None) -> FastAPI:
     # fewer would open and close overflow connections on every burst.
     pool = max(settings.database.pool_size, settings.api.threads)
     db = Database(settings.database_url, connect_timeout=settings.database.connect_timeout, pool_size=pool,
-                  read_pool_size=pool)
+                  read_pool_size=pool, ping_idle=PING_IDLE)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
