@@ -325,3 +325,23 @@ def test_a_webhook_test_waiting_for_a_slow_endpoint_does_not_hold_the_request_th
     finally:
         server.stop()
         endpoint.shutdown()
+
+
+def test_a_second_blazz_api_on_the_same_port_is_refused(tmp_path, sqlite_url):
+    """The workers' SO_REUSEPORT sockets must not let another blazz-api share the port unnoticed."""
+    from blazzctl.services import schema
+
+    schema.create_sqlite_file(sqlite_url)
+    migrate(sqlite_url)
+    first = ApiServer(tmp_path / "first", sqlite_url, workers=2).start()
+    try:
+        second = ApiServer(tmp_path / "second", sqlite_url, workers=2)
+        second.port, second.base = first.port, first.base
+        second.config.write_text(first.config.read_text(), encoding="utf-8")
+        done = subprocess.run([str(BLAZZ_API), "--config", str(second.config)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode != 0 and f"cannot listen on 127.0.0.1:{first.port}" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+        assert httpx.get(f"{first.base}/health", timeout=30).status_code in (200, 503)  # the first still serves
+    finally:
+        first.stop()

@@ -4,8 +4,10 @@ uvicorn's supervisor (it restarts a dead worker and drains them all on SIGTERM) 
 every worker binds its own SO_REUSEPORT socket, so the kernel spreads new connections evenly
 over the workers. On uvicorn's one shared socket the worker that woke first accepted a whole
 burst (40/0, 31/9 of 40 connections; 68/32 of the benchmark's 100 keep-alive clients), and
-its clients waited twice as long as the others'. The supervisor's own socket is bound with the
-same options but never listens: a port held by another program fails before any worker starts.
+its clients waited twice as long as the others'. SO_REUSEPORT would also let a second blazz-api
+(or anything of the same user) share the port unnoticed: the supervisor first binds a plain
+socket, which fails while anything listens there; its own socket, bound with the workers'
+options, never listens.
 """
 
 from __future__ import annotations
@@ -41,8 +43,23 @@ class OwnSocketProcess(multiprocess.Process):
         super().target([reuse_port_socket(self.config.host, self.config.port)])
 
 
+def ensure_free(host: str, port: int) -> None:
+    """Fail when anything listens on host:port (SO_REUSEADDR: a previous run's connections in
+    TIME_WAIT do not count)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise OperationFailed(f"cannot listen on {host}:{port}: {error.strerror}",
+                                  hint="Another program (or blazz-api) holds the port: stop it, or set "
+                                       "api.port.") from None
+
+
 def run(config: Config) -> None:
     """Serve with ``config.workers`` processes until SIGTERM or SIGINT."""
+    ensure_free(config.host, config.port)
     supervisor_socket = reuse_port_socket(config.host, config.port)
     multiprocess.Process = OwnSocketProcess  # the supervisor makes (and remakes) its workers with this
     try:
