@@ -6,8 +6,9 @@ A private MariaDB (or ``BLAZZ_BENCH_DATABASE_URL``) with ``--accounts`` accounts
 workspace; a real ``blazz-api`` process with its default workers (``api.workers``) on a free
 loopback port, rate limit off; the clients are asyncio tasks, each with one keep-alive HTTP/1.1
 connection (a minimal client, like wrk: httpx cost ~1 ms of CPU a request, more than the API's
-share of the machine), in ``--procs`` processes on the same machine (so they share its cores
-with the API and MariaDB). Each phase runs ``--seconds``: every client sends its next request when the last
+share of the machine), in ``--procs`` processes (default one) on the same machine (so they share
+its cores with the API and MariaDB); the CPU the API and MariaDB spend per request is read from
+their processes. Each phase runs ``--seconds``: every client sends its next request when the last
 answered. Sends go to the first 100 accounts (marked linked), each with its own Idempotency-Key;
 they are queued (no daemon sends them). A failed request is any exception or an answer other
 than 200 (GET) or 202 (POST).
@@ -135,10 +136,6 @@ def _run_clients(kind: str, base: str, token: str, targets: list[int], clients: 
                                        results, f"{tag}-{i}") for i in range(clients)))
         return results
 
-    if os.environ.get("BENCH_UVLOOP") == "1":
-        import uvloop
-
-        uvloop.install()
     queue.put(asyncio.run(main()))
 
 
@@ -236,25 +233,31 @@ def run(args) -> dict:
             private.stop()
 
 
-NOTES = """Where the time goes (py-spy on one worker; the service call timed alone, idle machine): a page of
-50 accounts is now one query of the 19 columns the view shows (`accounts.account_views`, which
-`blazzctl account list` uses too: no ORM objects) plus the key's workspace, about 2.0 ms of one
-core (it was 3.8 ms loading whole models), about half of it PyMySQL decoding the rows in pure
-Python; FastAPI, uvicorn and the worker thread add about 1 ms. The two workers then use about
-1.6 of the 2 cores and MariaDB most of the rest, so the API is the bottleneck. Earlier runs used
-httpx in the clients: about 1 ms of CPU a request, 1.2 cores for 100 clients, so the load
-generator itself capped the figures at 110-230 requests/s; the clients are now a minimal
-keep-alive HTTP/1.1 loop (like wrk, about 5 % of a core). 3 or 4 workers measured lower than 2
-(372-469/s), and 2, 3 or 8 threads per worker no better than the default 5 (`database.pool_size`).
-Run-to-run spread on this shared machine is about 10 % (GET 493-548/s over six runs of the same code, POST 367-468/s).
-p95 <= 200 ms is not met: with 100 clients that each wait for their answer, the mean latency is
-100 / throughput (Little's law), 190 ms at 530 requests/s, so a p95 under 200 ms needs about 650
-requests/s here, a quarter less CPU per request. What would get there: a C MySQL driver
-(mysqlclient) for the API's reads, or an async driver with routes on the event loop (no thread
-hop); neither is done. One fix that was needed earlier: with more worker threads than pooled
-connections, every burst opened and closed overflow connections per request; the threads are
-capped at `database.pool_size`. uvicorn's 5 s keep-alive failed about one request per phase (a
-client reused a connection as the server closed it); blazz-api keeps idle connections 75 s."""
+NOTES = """What a request costs (the "API CPU" column: the CPU time of blazz-api's processes divided by
+the requests answered; MariaDB's beside it) and what changed to bring it down, in the order it
+was measured: reads run on the autocommit pool (no BEGIN/COMMIT round trips); the key's
+workspace is cached with the key (no query for it); the key check is a coroutine (no thread hop
+on a cached key); answers are encoded by orjson (json.dumps was a tenth of a page); a page is
+read as Core rows and formatted without isoformat's overhead; a pooled connection is pinged only
+after 2 s unused; no access log by default (the proxy logs). Together 2.6 -> 1.9-2.1 ms of CPU
+per page of 50 on this machine when it runs at its usual speed.
+
+The p95 was a matter of who waits, not only of CPU. With 100 clients that each wait for their
+answer, the mean latency is 100 / throughput, so the tail comes from unequal queues: (1) uvicorn's
+workers shared one listening socket and the first to wake accepted a burst of connections
+(68/32 of these 100 keep-alive clients), so half the clients queued twice as long; each worker
+now listens on a SO_REUSEPORT socket of its own (49-51 per worker measured); (2) five request
+threads per worker mostly queued for the GIL (2.6 ms a request with two or five threads, 2.2 with
+one, and a wider spread); `api.threads` is 1 by default. Measured on the same code, 3 or 4
+workers and 2-5 threads did no better. The load generator is one process of asyncio clients with
+a minimal keep-alive HTTP/1.1 loop (about 5 % of a core; two processes measured lower, more
+processes competing for 2 cores). A C driver (mysqlclient) was tried for the reads: 5 % less
+CPU per page, not worth a compiler in the install.
+
+This machine's speed varies from run to run (the same loop of Python ran 0.31-0.37 s at idle;
+the API's CPU per page over runs of the same code: 1.84-2.76 ms), and the figures move with it:
+over seven runs of the final code, GET 620-941 requests/s with p95 131-225 ms (five of seven
+under 200 ms), POST 458-587 sends/s; 0 failed requests in all."""
 
 
 def section(r: dict, args) -> str:
@@ -265,12 +268,12 @@ def section(r: dict, args) -> str:
 ## The HTTP API (`bench/api.py`)
 
 Measured {when} on {platform.node() or 'this machine'}: {r['machine']['cpus']} cores, {r['machine']['platform']}, Python {r['machine']['python']}, MariaDB {r['mariadb']} ({'private `mariadbd`' if r['private_mariadb'] else 'given server'}); load average at the end {r['load_average']:.1f}.
-Command: `python3 bench/api.py{' --workers ' + str(args.workers) if args.workers else ''}` ({r['accounts']} accounts, {r['clients']} concurrent clients for {r['seconds']:g} s per phase, in {r['procs']} processes on the same machine as the API and MariaDB; `blazz-api` with {r['workers']} workers, rate limit off).
+Command: `python3 bench/api.py{' --workers ' + str(args.workers) if args.workers else ''}` ({r['accounts']} accounts, {r['clients']} concurrent clients for {r['seconds']:g} s per phase, in {r['procs']} process(es) on the same machine as the API and MariaDB; `blazz-api` with its defaults: {r['workers']} workers, one request thread each, rate limit off).
 
-| phase | requests/s | p50 | p95 | p99 | failed |
-|---|---:|---:|---:|---:|---:|
-| `GET /v1/accounts?limit=50` | **{get['per_second']}** | {get['p50_ms']} ms | **{get['p95_ms']} ms** | {get['p99_ms']} ms | {get['failed']} of {get['requests']} |
-| `POST /v1/accounts/ID/messages` (queued, 202) | **{post['per_second']}** | {post['p50_ms']} ms | {post['p95_ms']} ms | {post['p99_ms']} ms | {post['failed']} of {post['requests']} |
+| phase | requests/s | p50 | p95 | p99 | failed | API CPU / request | MariaDB CPU / request |
+|---|---:|---:|---:|---:|---:|---:|---:|
+| `GET /v1/accounts?limit=50` | **{get['per_second']}** | {get['p50_ms']} ms | **{get['p95_ms']} ms** | {get['p99_ms']} ms | {get['failed']} of {get['requests']} | {get['api_cpu_ms']} ms | {get['db_cpu_ms']} ms |
+| `POST /v1/accounts/ID/messages` (queued, 202) | **{post['per_second']}** | {post['p50_ms']} ms | {post['p95_ms']} ms | {post['p99_ms']} ms | {post['failed']} of {post['requests']} | {post['api_cpu_ms']} ms | {post['db_cpu_ms']} ms |
 
 Targets (issue 15): GET >= 500 requests/s {met(get['per_second'] >= 500)}, p95 <= 200 ms {met(get['p95_ms'] <= 200)}; >= 300 sends/s {met(post['per_second'] >= 300)}; 0 failed requests {met(get['failed'] == 0 and post['failed'] == 0)}.
 
