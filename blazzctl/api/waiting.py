@@ -16,7 +16,6 @@ from collections.abc import Callable
 
 from fastapi import Query, Request
 from blazzctl.api.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 MAX_WAIT = 30.0
 POLL = 0.5
@@ -31,8 +30,10 @@ def etag(view: dict) -> str:
 
 
 async def respond(request: Request, load: Callable[[], dict], wait: float | None) -> JSONResponse:
-    """The view ``load()`` returns (run in a worker thread), after waiting for a change when asked."""
-    view = await run_in_threadpool(load)
+    """The view ``load()`` returns (``work.read``), after waiting for a change when asked."""
+    from blazzctl.api.work import read
+
+    view = await read(request, load)
     tag = etag(view)
     if wait:
         baseline = request.headers.get("if-none-match") or tag
@@ -41,6 +42,6 @@ async def respond(request: Request, load: Callable[[], dict], wait: float | None
             await asyncio.sleep(min(POLL, max(0.0, deadline - time.monotonic())))
             if await request.is_disconnected():
                 break
-            view = await run_in_threadpool(load)
+            view = await read(request, load)
             tag = etag(view)
     return JSONResponse(view, headers={"ETag": tag})

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Callable, Iterator
+from typing import NamedTuple, TypeVar
 
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from blazzctl.api.auth import Principal
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -33,6 +36,21 @@ def reading(request: Request) -> Iterator[Session]:
     sees what was committed when it started)."""
     with request.app.state.db.read() as session:
         yield session
+
+
+async def read(request: Request, load: Callable[[], T]) -> T:
+    """The result of ``load()``, a read of a few indexed queries (on ``reading``): on the worker's
+    event loop when ``api.inline_reads`` (the default), else in a request thread.
+
+    With one request thread per worker (``api.threads: 1``) a worker reads one thing at a time
+    either way; the hop to the thread and back, and the GIL passed between the two threads on every
+    round trip, cost a page of accounts a quarter of its CPU and most of its wait (docs/architecture.md).
+    A read that stalls (a database that stopped answering) then holds the whole worker, as it held
+    its one request thread.
+    """
+    if request.app.state.settings.api.inline_reads:
+        return load()
+    return await run_in_threadpool(load)
 
 
 def _tag_audit(principal: Principal):

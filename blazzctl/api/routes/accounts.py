@@ -10,22 +10,25 @@ from blazzctl.api.auth import Principal, scope
 from blazzctl.api.errors import ApiError
 from blazzctl.api.responses import JSONResponse
 from blazzctl.api.schemas import AccountCreate, AccountUpdate, Connect
-from blazzctl.api.work import account, reading, unit, workspace, workspace_seen
+from blazzctl.api.work import account, read, reading, unit, workspace, workspace_seen
 
 router = APIRouter(prefix="/v1/accounts", tags=["accounts"])
 READ, WRITE = Depends(scope("accounts:read")), Depends(scope("accounts:write"))
 
 
 @router.get("", summary="List accounts (keyset pages; the next page is in the Link header)")
-def list_accounts(request: Request, status: str | None = None, limit: int = Query(100, ge=1, le=1000),
-                  after: int | None = Query(None, description="The last id of the previous page."),
-                  principal: Principal = READ) -> JSONResponse:
-    from blazzctl.services import accounts
+async def list_accounts(request: Request, status: str | None = None, limit: int = Query(100, ge=1, le=1000),
+                        after: int | None = Query(None, description="The last id of the previous page."),
+                        principal: Principal = READ) -> JSONResponse:
+    def load():
+        from blazzctl.services import accounts
 
-    with reading(request) as session:
-        rows = accounts.account_views(session, workspace=workspace_seen(principal), status=status,
-                                      limit=limit + 1, after=after)
-    return pages.page(request, rows, limit, "after")
+        with reading(request) as session:
+            rows = accounts.account_views(session, workspace=workspace_seen(principal), status=status,
+                                          limit=limit + 1, after=after)
+        return pages.page(request, rows, limit, "after")
+
+    return await read(request, load)
 
 
 @router.post("", status_code=201, summary="Add an account (disconnected, not primary)")
@@ -116,24 +119,27 @@ def logout(request: Request, ref: str, principal: Principal = WRITE) -> dict:
 
 @router.get("/{ref}/qr", summary="The current login QR: JSON, or a PNG with Accept: image/png",
             responses={200: {"content": {"application/json": {}, "image/png": {}}}})
-def qr(request: Request, ref: str, principal: Principal = READ) -> Response:
-    from blazzctl import views
-    from blazzctl.errors import OperationFailed
+async def qr(request: Request, ref: str, principal: Principal = READ) -> Response:
+    def load():
+        from blazzctl import views
+        from blazzctl.errors import OperationFailed
 
-    with reading(request) as session:
-        acc = account(session, principal, ref)
-        code, expires, pairing = acc.qr_code, acc.qr_expires_at, acc.pairing_code
-        status, name = acc.status, acc.name
-    accept = request.headers.get("accept", "")
-    png = "image/png" in accept and "application/json" not in accept
-    if png and not code or not (code or pairing):
-        raise OperationFailed(f"account {name!r} has no {'QR code' if png else 'QR or pairing code'} now "
-                              f"(status {status})", hint="Start a login with POST /v1/accounts/{ref}/connect.")
-    if png:
-        return Response(_png(code), media_type="image/png")
-    if accept and not any(t in accept for t in ("application/json", "*/*", "application/*")):
-        raise ApiError(406, "the QR is served as application/json or image/png")
-    return JSONResponse({"qr": code, "expires_at": views.iso(expires), "pairing_code": pairing})
+        with reading(request) as session:
+            acc = account(session, principal, ref)
+            code, expires, pairing = acc.qr_code, acc.qr_expires_at, acc.pairing_code
+            status, name = acc.status, acc.name
+        accept = request.headers.get("accept", "")
+        png = "image/png" in accept and "application/json" not in accept
+        if png and not code or not (code or pairing):
+            raise OperationFailed(f"account {name!r} has no {'QR code' if png else 'QR or pairing code'} now "
+                                  f"(status {status})", hint="Start a login with POST /v1/accounts/{ref}/connect.")
+        if png:
+            return Response(_png(code), media_type="image/png")
+        if accept and not any(t in accept for t in ("application/json", "*/*", "application/*")):
+            raise ApiError(406, "the QR is served as application/json or image/png")
+        return JSONResponse({"qr": code, "expires_at": views.iso(expires), "pairing_code": pairing})
+
+    return await read(request, load)
 
 
 def _png(code: str) -> bytes:

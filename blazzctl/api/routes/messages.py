@@ -18,7 +18,7 @@ from blazzctl.api import pages, waiting
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.errors import ApiError
 from blazzctl.api.schemas import MessageSend
-from blazzctl.api.work import account, reading, unit
+from blazzctl.api.work import account, read, reading, unit
 from blazzctl.errors import InvalidInput, NotFound
 
 router = APIRouter(tags=["messages"])
@@ -112,19 +112,22 @@ def _media_file(filename: str, data: bytes) -> Path:
 
 
 @router.get("/v1/accounts/{ref}/messages", summary="An account's messages, newest first (keyset pages)")
-def list_messages(request: Request, ref: str, chat: str | None = None, status: str | None = None,
-                  direction: str | None = Query(None, description="in or out"),
-                  before: int | None = Query(None, description="The last id of the previous page."),
-                  limit: int = Query(50, ge=1, le=1000), principal: Principal = READ) -> JSONResponse:
-    from blazzctl import views
-    from blazzctl.services import messages
+async def list_messages(request: Request, ref: str, chat: str | None = None, status: str | None = None,
+                        direction: str | None = Query(None, description="in or out"),
+                        before: int | None = Query(None, description="The last id of the previous page."),
+                        limit: int = Query(50, ge=1, le=1000), principal: Principal = READ) -> JSONResponse:
+    def load():
+        from blazzctl import views
+        from blazzctl.services import messages
 
-    with reading(request) as session:
-        acc = account(session, principal, ref)
-        rows = [views.message(m, acc.name) for m in messages.list_messages(
-            session, account_id=acc.id, chat=chat, status=status, direction=direction, limit=limit + 1,
-            before=before)]
-    return pages.page(request, rows, limit, "before")
+        with reading(request) as session:
+            acc = account(session, principal, ref)
+            rows = [views.message(m, acc.name) for m in messages.list_messages(
+                session, account_id=acc.id, chat=chat, status=status, direction=direction, limit=limit + 1,
+                before=before)]
+        return pages.page(request, rows, limit, "before")
+
+    return await read(request, load)
 
 
 def _message(session, principal: Principal, message_id: int):

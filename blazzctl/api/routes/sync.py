@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from blazzctl.api import waiting
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.schemas import SyncCreate
-from blazzctl.api.work import account, reading, unit, workspace
+from blazzctl.api.work import account, read, reading, unit, workspace
 from blazzctl.errors import NotFound
 
 router = APIRouter(prefix="/v1/sync-runs", tags=["sync"])
@@ -32,16 +32,19 @@ def create(request: Request, body: SyncCreate | None = Body(None), principal: Pr
 
 
 @router.get("", summary="Sync runs of the workspace, newest first")
-def list_runs(request: Request, account_ref: str | None = Query(None, alias="account"), status: str | None = None,
-              limit: int = Query(50, ge=1, le=1000), principal: Principal = RUN) -> list[dict]:
-    from blazzctl import views_sync
-    from blazzctl.services import sync
+async def list_runs(request: Request, account_ref: str | None = Query(None, alias="account"), status: str | None = None,
+                    limit: int = Query(50, ge=1, le=1000), principal: Principal = RUN) -> list[dict]:
+    def load():
+        from blazzctl import views_sync
+        from blazzctl.services import sync
 
-    with reading(request) as session:
-        acc = account(session, principal, account_ref) if account_ref else None
-        ws = workspace(session, principal) if acc is None else None
-        return [views_sync.sync_run(r, a) for r, a in sync.list_runs(session, account=acc, workspace=ws,
-                                                                     status=status, limit=limit)]
+        with reading(request) as session:
+            acc = account(session, principal, account_ref) if account_ref else None
+            ws = workspace(session, principal) if acc is None else None
+            return [views_sync.sync_run(r, a) for r, a in sync.list_runs(session, account=acc, workspace=ws,
+                                                                         status=status, limit=limit)]
+
+    return await read(request, load)
 
 
 @router.get("/{run_id}", summary="One sync run; ?wait=S long-polls until it changes")

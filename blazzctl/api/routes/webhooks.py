@@ -6,7 +6,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from blazzctl.api.auth import Principal, scope
 from blazzctl.api.schemas import WebhookCreate, WebhookUpdate
-from blazzctl.api.work import reading, unit, workspace
+from blazzctl.api.work import read, reading, unit, workspace
 from blazzctl.errors import NotFound
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -43,20 +43,27 @@ def create(request: Request, body: WebhookCreate, principal: Principal = MANAGE)
 
 
 @router.get("", summary="The workspace's webhooks")
-def list_endpoints(request: Request, principal: Principal = MANAGE) -> list[dict]:
-    from blazzctl.services import webhooks
-    from blazzctl.webhooks import views
+async def list_endpoints(request: Request, principal: Principal = MANAGE) -> list[dict]:
+    def load():
+        from blazzctl.services import webhooks
+        from blazzctl.webhooks import views
 
-    with reading(request) as session:
-        return [views.endpoint(e) for e in webhooks.list_endpoints(session, workspace=workspace(session, principal))]
+        with reading(request) as session:
+            endpoints = webhooks.list_endpoints(session, workspace=workspace(session, principal))
+            return [views.endpoint(e) for e in endpoints]
+
+    return await read(request, load)
 
 
 @router.get("/{endpoint_id}", summary="One webhook")
-def get(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> dict:
-    from blazzctl.webhooks import views
+async def get(request: Request, endpoint_id: int, principal: Principal = MANAGE) -> dict:
+    def load():
+        from blazzctl.webhooks import views
 
-    with reading(request) as session:
-        return views.endpoint(_endpoint(session, principal, endpoint_id))
+        with reading(request) as session:
+            return views.endpoint(_endpoint(session, principal, endpoint_id))
+
+    return await read(request, load)
 
 
 @router.patch("/{endpoint_id}", summary='Change the URL, the event types ("all" for every type) or active')
@@ -117,15 +124,18 @@ async def test(request: Request, endpoint_id: int, principal: Principal = MANAGE
 
 
 @router.get("/{endpoint_id}/deliveries", summary="The webhook's deliveries, newest first")
-def deliveries(request: Request, endpoint_id: int, status: str | None = None,
-               limit: int = Query(50, ge=1, le=10000), principal: Principal = MANAGE) -> list[dict]:
-    from blazzctl.services import webhooks
-    from blazzctl.webhooks import views
+async def deliveries(request: Request, endpoint_id: int, status: str | None = None,
+                     limit: int = Query(50, ge=1, le=10000), principal: Principal = MANAGE) -> list[dict]:
+    def load():
+        from blazzctl.services import webhooks
+        from blazzctl.webhooks import views
 
-    with reading(request) as session:
-        _endpoint(session, principal, endpoint_id)
-        return [views.delivery(d) for d in webhooks.list_deliveries(session, status=status,
-                                                                    endpoint_id=endpoint_id, limit=limit)]
+        with reading(request) as session:
+            _endpoint(session, principal, endpoint_id)
+            return [views.delivery(d) for d in webhooks.list_deliveries(session, status=status,
+                                                                        endpoint_id=endpoint_id, limit=limit)]
+
+    return await read(request, load)
 
 
 @router.post("/{endpoint_id}/deliveries/{delivery_id}/redeliver",
