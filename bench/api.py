@@ -239,8 +239,8 @@ was measured: reads run on the autocommit pool (no BEGIN/COMMIT round trips); th
 workspace is cached with the key (no query for it); the key check is a coroutine (no thread hop
 on a cached key); answers are encoded by orjson (json.dumps was a tenth of a page); a page is
 read as Core rows and formatted without isoformat's overhead; a pooled connection is pinged only
-after 2 s unused; no access log by default (the proxy logs). Together 2.6 -> 1.9-2.1 ms of CPU
-per page of 50 on this machine when it runs at its usual speed.
+after 2 s unused; no access log by default (the proxy logs); reads run on the worker's event
+loop (no thread hop). Together 2.6 -> 1.6-1.9 ms of CPU per page of 50.
 
 The p95 was a matter of who waits, not only of CPU. With 100 clients that each wait for their
 answer, the mean latency is 100 / throughput, so the tail comes from unequal queues: (1) uvicorn's
@@ -248,18 +248,18 @@ workers shared one listening socket and the first to wake accepted a burst of co
 (68/32 of these 100 keep-alive clients), so half the clients queued twice as long; each worker
 now listens on a SO_REUSEPORT socket of its own (49-51 per worker measured); (2) five request
 threads per worker mostly queued for the GIL (2.6 ms a request with two or five threads, 2.2 with
-one, and a wider spread); `api.threads` is 1 by default. Measured on the same code, 3 or 4
-workers and 2-5 threads did no better. The load generator is one process of asyncio clients with
+one, and a wider spread); `api.threads` is 1 by default, and reads do not use a thread at all;
+(3) every 5 s, when the key's cache entry expired, each request of a worker queued a lookup of
+its own in the request thread (p99 1.7-3.3 s); now one lookup runs and the others get the last
+answer. Measured on the same code, 3 or 4 workers and 2-5 threads did no better. The load generator is one process of asyncio clients with
 a minimal keep-alive HTTP/1.1 loop (about 5 % of a core; two processes measured lower, more
 processes competing for 2 cores). A C driver (mysqlclient) was tried for the reads: 5 % less
 CPU per page, not worth a compiler in the install.
 
 This machine's speed varies from run to run (the same loop of Python ran 0.31-0.37 s at idle),
-and the figures move with it: over seven runs of the final code the API's CPU per page was
-1.84-2.78 ms, GET 610-941 requests/s with p95 131-245 ms (under 200 ms in four of the seven:
-each run with at most about 2.2 ms of CPU per page), POST 449-587 sends/s, 0 failed requests in
-all. So p95 <= 200 ms holds when the machine runs at its usual speed and not in every run: the
-run above is one of the seven."""
+and the figures move with it. Before reads ran on the event loop, seven runs gave GET 610-941
+requests/s with p95 131-245 ms (under 200 ms in four); on the final code, three runs gave GET
+887-944/s with p95 148-161 ms (p99 180-190 ms) and POST 524-620 sends/s, 0 failed requests."""
 
 
 def section(r: dict, args) -> str:

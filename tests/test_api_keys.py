@@ -134,3 +134,44 @@ def test_the_cli_never_imports_the_web_stack(migrated_url, argv):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[-1] == "[]"
+
+
+def test_an_expired_key_entry_is_looked_up_once_while_requests_get_the_last_answer(monkeypatch):
+    """When a key's cache entry expires under load, one lookup goes to the database; the requests
+    arriving meanwhile get the last answer instead of each queueing for a lookup of its own."""
+    import asyncio
+    import threading
+    import time
+
+    from blazzctl.api import auth
+
+    keys = auth.Keys(db=None, rate_limit_per_minute=0)
+    principal = auth.Principal(1, "app", "blz_x", 7, frozenset({"accounts:read"}), "acme")
+    loads, release = [], threading.Event()
+
+    def load(token):  # the database lookup, slow
+        loads.append(token)
+        release.wait(10)
+        return principal
+
+    monkeypatch.setattr(keys, "_load", load)
+    token = "blz_" + "a" * 43
+
+    async def scenario():
+        first = asyncio.ensure_future(keys.resolve(token))  # nothing cached: it must wait for the lookup
+        await asyncio.sleep(0.2)
+        assert not first.done() and len(loads) == 1
+        release.set()
+        assert await first == principal
+        digest = next(iter(keys._cache))
+        keys._cache[digest] = (time.monotonic() - auth.CACHE_SECONDS - 1, principal)  # expired
+        release.clear()
+        answers = await asyncio.wait_for(asyncio.gather(*(keys.resolve(token) for _ in range(50))), 5)
+        assert answers == [principal] * 50  # the last answer, at once
+        await asyncio.sleep(0.2)
+        assert len(loads) == 2, f"{len(loads) - 1} lookups for one expired entry"
+        release.set()
+        await asyncio.sleep(0.2)
+        assert keys.cached(token) == principal and not keys._lookups
+
+    asyncio.run(scenario())

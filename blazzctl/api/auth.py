@@ -11,6 +11,7 @@ for it.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -50,6 +51,32 @@ class Keys:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._windows: dict[int, list[int]] = {}
         self._lock = threading.Lock()
+        self._lookups: dict[str, asyncio.Future] = {}  # digest -> the lookup in flight
+
+    async def resolve(self, token: str) -> Principal | None:
+        """The token's principal (None: no such live key), from the cache when fresh.
+
+        An expired entry is looked up again once, whatever the number of requests waiting for it,
+        and they get the last answer meanwhile: when every request of a busy worker waited for
+        its own lookup (a database transaction in the one request thread) each time the entry
+        expired, a few hundred requests queued for seconds every CACHE_SECONDS.
+        """
+        from blazzctl.services import apikeys
+
+        known = self.cached(token)
+        if known is not MISSING:
+            return known
+        digest = apikeys.token_hash(token)
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(run_in_threadpool(self.authenticate, token))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(lambda done: (self._lookups.pop(digest, None),
+                                                   done.cancelled() or done.exception()))  # seen: no warning
+        last = self._cache.get(digest)
+        if last is not None and not lookup.done():
+            return last[1]
+        return await asyncio.shield(lookup)
 
     def cached(self, token: str) -> Principal | None | object:
         """The key's principal (or None: no such key) when looked up within ``CACHE_SECONDS``;
@@ -124,15 +151,13 @@ def scope(needed: str):
 
     It is a coroutine: FastAPI runs a plain function dependency in a worker thread, and that
     thread hop cost more than the check itself, which is a dictionary lookup but every
-    ``CACHE_SECONDS``; only a lookup that must read the database goes to a thread.
+    ``CACHE_SECONDS``; only a lookup that must read the database goes to a thread (``Keys.resolve``).
     """
 
     async def check(request: Request) -> Principal:
         keys: Keys = request.app.state.keys
         token = bearer_token(request)
-        principal = keys.cached(token)
-        if principal is MISSING:
-            principal = await run_in_threadpool(keys.authenticate, token)
+        principal = await keys.resolve(token)
         if principal is None:
             raise ApiError(401, "the API key is unknown, revoked or expired",
                            headers={"WWW-Authenticate": 'Bearer realm="blazz", error="invalid_token"'})
