@@ -48,14 +48,15 @@ def serve(settings, *, host: str | None = None, port: int | None = None, workers
                             timeout_keep_alive=KEEP_ALIVE, access_log=settings.api.access_log,
                             log_level=settings.logging.level, server_header=False, proxy_headers=True,
                             forwarded_allow_ips="127.0.0.1,::1")
+    from blazzctl.api import workers as worker_processes
+
+    worker_processes.ensure_free(config.host, config.port)  # one clear error, with one worker or many
     if config.workers == 1:
         server = uvicorn.Server(config)
         server.run()
-        if not server.started:  # e.g. the port is taken: uvicorn logged why
+        if not server.started:  # uvicorn logged why
             raise SystemExit(3)
         return
-    from blazzctl.api import workers as worker_processes
-
     worker_processes.run(config)
 
 

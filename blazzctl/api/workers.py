@@ -58,8 +58,7 @@ def ensure_free(host: str, port: int) -> None:
 
 
 def run(config: Config) -> None:
-    """Serve with ``config.workers`` processes until SIGTERM or SIGINT."""
-    ensure_free(config.host, config.port)
+    """Serve with ``config.workers`` processes until SIGTERM or SIGINT (``ensure_free`` first)."""
     supervisor_socket = reuse_port_socket(config.host, config.port)
     multiprocess.Process = OwnSocketProcess  # the supervisor makes (and remakes) its workers with this
     try:
