@@ -365,9 +365,9 @@ class Database:
         self._connect_timeout = connect_timeout
 
     @classmethod
-    def from_settings(cls, settings, **options) -> "Database":
+    def from_settings(cls, settings) -> "Database":
         return cls(settings.database_url, connect_timeout=settings.database.connect_timeout,
-                   pool_size=settings.database.pool_size, **options)
+                   pool_size=settings.database.pool_size)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

@@ -20,18 +20,25 @@ from uvicorn.supervisors import multiprocess
 from blazzctl.errors import OperationFailed
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to host:port with SO_REUSEPORT (not listening yet)."""
+def _bound(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a previous run's TIME_WAIT does not count
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as error:
         sock.close()
         raise OperationFailed(f"cannot listen on {host}:{port}: {error.strerror}",
-                              hint="Another program holds the port: stop it, or set api.port.") from None
+                              hint="Another program (or blazz-api) holds the port: stop it, or set "
+                                   "api.port.") from None
+    return sock
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port with SO_REUSEPORT (not listening yet)."""
+    sock = _bound(host, port, reuse_port=True)
     sock.set_inheritable(True)
     return sock
 
@@ -44,17 +51,8 @@ class OwnSocketProcess(multiprocess.Process):
 
 
 def ensure_free(host: str, port: int) -> None:
-    """Fail when anything listens on host:port (SO_REUSEADDR: a previous run's connections in
-    TIME_WAIT do not count)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise OperationFailed(f"cannot listen on {host}:{port}: {error.strerror}",
-                                  hint="Another program (or blazz-api) holds the port: stop it, or set "
-                                       "api.port.") from None
+    """Fail when anything listens on host:port."""
+    _bound(host, port, reuse_port=False).close()
 
 
 def run(config: Config) -> None:

@@ -93,11 +93,11 @@ def send(session: Session, *, account: WhatsAppAccount, to: str, text: str | Non
     if idempotency_key is not None and not (0 < len(idempotency_key) <= 128):
         raise InvalidInput("an idempotency key has 1 to 128 characters")
     file = check_media(media, media_limits_mb or {}) if media is not None else None
-    if not linked(account):
+    if not linked(account):  # only a repeat of a message queued while it was linked is answered
         existing = _by_key(session, account.id, idempotency_key) if idempotency_key else None
-        if existing is None:
-            ensure_linked(account)
-        return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
+        if existing is not None:
+            return _same_or_conflict(existing, jid, text, file, caption, reply_to), False
+        ensure_linked(account)
     message = Message(
         workspace_id=account.workspace_id, whatsapp_account_id=account.id, chat_jid=jid, direction=Direction.OUT,
         type=file.kind if file else "text", body=text if file is None else caption,
